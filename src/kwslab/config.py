@@ -1,0 +1,167 @@
+"""One configuration for the whole pipeline, as frozen dataclasses.
+
+The config travels with the checkpoint (``dataclasses.asdict``) and with the exported model;
+``model_settings.h`` for the firmware is generated from it alone, so the device's frontend
+settings, labels and input quantization cannot drift from what the model was trained on.
+
+References:
+  1) tflite-micro ``micro_speech/audio_preprocessor.py`` ``FeatureParams`` (a frozen
+     dataclass with one docstring per field).
+  2) TensorFlow ``speech_commands/train.py`` flags (silence/unknown percentages, time shift,
+     background volume and frequency) and ``models.py`` ``prepare_model_settings``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+SILENCE_LABEL = "_silence_"
+UNKNOWN_LABEL = "_unknown_"
+BACKGROUND_NOISE_DIR = "_background_noise_"
+TWELVE_CLASS_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """micro_speech feature settings: TFLite Micro's micro frontend (FFT filterbank, noise
+    reduction, PCAN gain control, log scale), the same C code the firmware runs."""
+
+    sample_rate_hz: int = 16_000
+    clip_duration_ms: int = 1000
+    window_size_ms: int = 30
+    """Analysis window: 480 samples at 16 kHz."""
+    window_stride_ms: int = 20
+    """Hop between frames: 320 samples at 16 kHz."""
+    num_channels: int = 40
+    """Filter-bank channels spanning lower_band_limit_hz..upper_band_limit_hz."""
+    lower_band_limit_hz: float = 125.0
+    upper_band_limit_hz: float = 7500.0
+    smoothing_bits: int = 10
+    even_smoothing: float = 0.025
+    odd_smoothing: float = 0.06
+    min_signal_remaining: float = 0.05
+    enable_pcan: bool = True
+    pcan_strength: float = 0.95
+    pcan_offset: float = 80.0
+    gain_bits: int = 21
+    enable_log: bool = True
+    scale_shift: int = 6
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples in one clip: 16000 * 1000 / 1000 = 16000."""
+        return self.sample_rate_hz * self.clip_duration_ms // 1000
+
+    @property
+    def window_samples(self) -> int:
+        """30 ms at 16 kHz = 480 samples."""
+        return self.sample_rate_hz * self.window_size_ms // 1000
+
+    @property
+    def stride_samples(self) -> int:
+        """20 ms at 16 kHz = 320 samples."""
+        return self.sample_rate_hz * self.window_stride_ms // 1000
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip: 1 + (16000 - 480) // 320 = 49."""
+        return 1 + (self.clip_samples - self.window_samples) // self.stride_samples
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        """(T, F) = (49, 40)."""
+        return (self.num_frames, self.num_channels)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which words, how much silence and unknown, and the training augmentation."""
+
+    words: tuple[str, ...] = ("yes", "no")
+    """The wanted words; labels are _silence_, _unknown_, then these in order."""
+    silence_percentage: float = 10.0
+    """Silence clips, as a percentage of the wanted-word clips in each split."""
+    unknown_percentage: float = 10.0
+    """Unknown-word clips, as a percentage of the wanted-word clips in each split."""
+    validation_percentage: float = 10.0
+    """Used only when the folder has no validation_list.txt (TensorFlow's hash rule)."""
+    testing_percentage: float = 10.0
+    time_shift_ms: float = 100.0
+    """Training clips are shifted by U(-100, 100) ms, zero-filled."""
+    background_frequency: float = 0.8
+    """Probability that a training clip gets background noise mixed in."""
+    background_volume: float = 0.1
+    """Mixed-in noise volume is U(0, background_volume)."""
+    silence_volume: float = 1.0
+    """Silence clips are background noise at volume U(0, silence_volume)."""
+    max_clips_per_label: int | None = None
+    """Cap on clips per word and split (smoke runs); None keeps all."""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (SILENCE_LABEL, UNKNOWN_LABEL, *self.words)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tiny_conv"
+    """A key of ``kwslab.models.MODELS``."""
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    """Peak learning rate of Adam; cosine-decayed to lr_final_fraction of it."""
+    lr_final_fraction: float = 0.05
+    weight_decay: float = 0.0
+    seed: int = 0
+    augment: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        data = dict(d.get("data", {}))
+        if "words" in data:
+            data["words"] = tuple(data["words"])
+        return cls(
+            frontend=FrontendConfig(**d.get("frontend", {})),
+            data=DataConfig(**data),
+            model=ModelConfig(**d.get("model", {})),
+            train=TrainConfig(**d.get("train", {})),
+        )
+
+    def replace(self, **sections: Any) -> "Config":
+        """Copy with some fields changed: ``cfg.replace(train={"epochs": 1})``."""
+        changes = {}
+        for name, values in sections.items():
+            current = getattr(self, name)
+            changes[name] = dataclasses.replace(current, **values)
+        return dataclasses.replace(self, **changes)
+
+
+def config_hash(obj: Any) -> str:
+    """A short stable hash of a dataclass (or any JSON-able value), for cache keys."""
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha1(blob).hexdigest()[:16]

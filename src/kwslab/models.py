@@ -1,0 +1,156 @@
+"""Keyword-spotting models, in PyTorch, chosen by name from ``MODELS``.
+
+Each model is a flat ``nn.Sequential`` of standard layers (plus ``SamePad2d`` for
+TensorFlow's "SAME" padding), so the code that walks a model -- the Keras twin in
+``kwslab.export``, channel surgery in ``kwslab.prune``, counting in ``kwslab.size_estimate``
+-- sees one ordered list of layers and needs no model-specific cases.
+
+Input: float32 features of shape (N, 1, T, F) = (N, 1, 49, 40) (a (N, T, F) tensor is
+accepted too); output: logits of shape (N, C). Softmax is added only in the exported model.
+
+References:
+  1) tiny_conv: TensorFlow ``speech_commands/models.py`` ``create_tiny_conv_model`` and
+     tflite-micro ``micro_speech`` (Warden 2018, arXiv:1804.03209).
+  2) ds_cnn: Zhang et al. 2017, "Hello Edge: Keyword Spotting on Microcontrollers"
+     (arXiv:1711.07128), DS-CNN-S; MLPerf Tiny ``keyword_spotting/keras_model.py``
+     (Banbury et al. 2021, arXiv:2106.07597).
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SamePad2d(nn.Module):
+    """Zero padding that makes the next conv behave like TensorFlow's ``padding="SAME"``.
+
+    Output size is ceil(in / stride); the total padding max((out - 1) * stride + k - in, 0)
+    is split with the extra row/column at the bottom/right, as TensorFlow does. For a
+    (10, 8) kernel with stride 2 on 49 x 40: out 25 x 20, pad rows 3 top + 4 bottom,
+    columns 3 + 3.
+
+    Source: TensorFlow ``tf.nn.convolution`` padding documentation.
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride)
+
+    def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) padding for an input of height x width."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        pad_h = max((math.ceil(height / sh) - 1) * sh + kh - height, 0)
+        pad_w = max((math.ceil(width / sw) - 1) * sw + kw - width, 0)
+        return (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pads(x.shape[-2], x.shape[-1]))
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class KWSModel(nn.Sequential):
+    """A flat sequence of layers that also accepts (N, T, F) input."""
+
+    input_shape: tuple[int, int]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)  # (N, T, F) -> (N, 1, T, F)
+        return super().forward(x)
+
+
+class TinyConv(KWSModel):
+    """micro_speech's tiny_conv: one strided convolution and one fully connected layer.
+
+        (N, 1, 49, 40) -> SamePad -> Conv2d 8 x (10, 8), stride 2 -> ReLU -> Dropout
+        -> (N, 8, 25, 20) -> Flatten (N, 4000) -> Linear (N, C)
+
+    Parameters: 8 * 80 + 8 = 648 conv, 4000 * C + C fully connected (16,652 for C = 4).
+    int8 model about 19 KB; TFLM arena about 10 KB (input 1,960 + conv output 4,000 bytes).
+    """
+
+    def __init__(self, num_classes: int, input_shape: tuple[int, int] = (49, 40),
+                 dropout: float = 0.5, channels: int = 8):
+        kernel, stride = (10, 8), 2
+        out_h, out_w = math.ceil(input_shape[0] / stride), math.ceil(input_shape[1] / stride)
+        super().__init__(OrderedDict([
+            ("pad1", SamePad2d(kernel, stride)),
+            ("conv1", nn.Conv2d(1, channels, kernel, stride=stride)),
+            ("relu1", nn.ReLU()),
+            ("dropout1", nn.Dropout(dropout)),
+            ("flatten", nn.Flatten()),
+            ("fc", nn.Linear(channels * out_h * out_w, num_classes)),
+        ]))
+        self.input_shape = tuple(input_shape)
+
+
+class DSCNN(KWSModel):
+    """DS-CNN-S (Hello Edge / MLPerf Tiny): a strided conv, then 4 depthwise-separable blocks.
+
+        (N, 1, 49, 40) -> SamePad -> Conv2d 64 x (10, 4), stride 2 -> BN -> ReLU -> Dropout
+        -> (N, 64, 25, 20) -> 4 x [SamePad -> depthwise 3 x 3 -> BN -> ReLU
+                                  -> pointwise 64 x 1 x 1 -> BN -> ReLU]
+        -> Dropout -> AvgPool (25, 20) -> (N, 64, 1, 1) -> Flatten -> Linear (N, C)
+
+    Convolutions before BatchNorm have no bias (BatchNorm is folded into them on export).
+    Parameters about 23.8 K for C = 12; int8 model about 46 KB; the 25 x 20 x 64 activations
+    (32,000 bytes each, two live) make a TFLM arena of about 72 KB.
+    """
+
+    def __init__(self, num_classes: int, input_shape: tuple[int, int] = (49, 40),
+                 dropout: float = 0.2, channels: int = 64, num_blocks: int = 4):
+        kernel, stride = (10, 4), 2
+        out_h, out_w = math.ceil(input_shape[0] / stride), math.ceil(input_shape[1] / stride)
+        layers: list[tuple[str, nn.Module]] = [
+            ("pad1", SamePad2d(kernel, stride)),
+            ("conv1", nn.Conv2d(1, channels, kernel, stride=stride, bias=False)),
+            ("bn1", nn.BatchNorm2d(channels)),
+            ("relu1", nn.ReLU()),
+            ("dropout1", nn.Dropout(dropout)),
+        ]
+        for i in range(1, num_blocks + 1):
+            layers += [
+                (f"pad_dw{i}", SamePad2d(3, 1)),
+                (f"dw{i}", nn.Conv2d(channels, channels, 3, groups=channels, bias=False)),
+                (f"bn_dw{i}", nn.BatchNorm2d(channels)),
+                (f"relu_dw{i}", nn.ReLU()),
+                (f"pw{i}", nn.Conv2d(channels, channels, 1, bias=False)),
+                (f"bn_pw{i}", nn.BatchNorm2d(channels)),
+                (f"relu_pw{i}", nn.ReLU()),
+            ]
+        layers += [
+            ("dropout2", nn.Dropout(2 * dropout)),
+            ("pool", nn.AvgPool2d((out_h, out_w))),
+            ("flatten", nn.Flatten()),
+            ("fc", nn.Linear(channels, num_classes)),
+        ]
+        super().__init__(OrderedDict(layers))
+        self.input_shape = tuple(input_shape)
+
+
+MODELS: dict[str, type[KWSModel]] = {"tiny_conv": TinyConv, "ds_cnn": DSCNN}
+"""Model registry: name -> class taking (num_classes, input_shape, dropout)."""
+
+
+def build_model(name: str, num_classes: int, input_shape: tuple[int, int] = (49, 40),
+                dropout: float | None = None) -> KWSModel:
+    """Build a model by registry name.
+
+    Raises:
+        KeyError: if name is not in MODELS (the message lists the names).
+    """
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    kwargs = {} if dropout is None else {"dropout": dropout}
+    return MODELS[name](num_classes, input_shape=input_shape, **kwargs)
