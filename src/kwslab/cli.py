@@ -1,0 +1,158 @@
+"""`kwslab <command>`: thin wrappers over the package's functions.
+
+    kwslab run        train + export one model on Speech Commands (the main job)
+    kwslab download   fetch and unpack speech_commands_v0.02 (progress, checksum, resume)
+    kwslab export     convert a checkpoint to int8 TFLite + C files (deploy folders)
+    kwslab detect     stream a long WAV through features + TFLM model + RecognizeCommands
+    kwslab course     instructor tools: release the student tree, grade submissions
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .config import TWELVE_CLASS_WORDS, Config
+
+
+def _words(text: str) -> tuple[str, ...]:
+    if text in ("12", "twelve"):
+        return TWELVE_CLASS_WORDS
+    words = tuple(w.strip() for w in text.split(",") if w.strip())
+    if not words:
+        raise argparse.ArgumentTypeError("--words needs at least one word, e.g. yes,no")
+    return words
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None,
+                   help="Speech Commands folder (default: $KWSLAB_DATA, data/speech_commands/, "
+                        "then ../shared/speech_commands_subset)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="kwslab", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train + export one model (the main job)")
+    _add_data(p)
+    p.add_argument("--model", default="tiny_conv", help="tiny_conv or ds_cnn")
+    p.add_argument("--words", type=_words, default=("yes", "no"),
+                   help="comma-separated wanted words, or 12 for the 10-word/12-class task")
+    p.add_argument("--epochs", type=int, default=None, help="default 200 (tiny_conv), 60 (ds_cnn)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-clips", type=int, default=None, help="cap clips per word and split (smoke runs)")
+    p.add_argument("--augmented-copies", type=int, default=8)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--name", default=None, help="run folder name under runs/")
+    p.add_argument("--runs", default="runs", help="parent folder of run folders")
+    p.add_argument("--cache", default=".cache/features", help="feature cache folder ('' disables)")
+    p.add_argument("--deploy", action="store_true", help="write the C model into arduino/ and psoc6/")
+    p.add_argument("--no-arena", action="store_true", help="skip the TFLM arena search")
+
+    p = sub.add_parser("download", help="download and unpack speech_commands_v0.02 (2.3 GB)")
+    p.add_argument("dir", nargs="?", default=None, help="destination (default data/speech_commands)")
+
+    p = sub.add_parser("export", help="checkpoint -> int8 .tflite + C files")
+    _add_data(p)
+    p.add_argument("checkpoint")
+    p.add_argument("--out", default=None, help="default: the checkpoint's folder")
+    p.add_argument("--deploy", action="store_true", help="also write into arduino/ and psoc6/")
+    p.add_argument("--cache", default=".cache/features")
+
+    p = sub.add_parser("detect", help="streaming detection over a long WAV (host twin of the device)")
+    p.add_argument("wav")
+    p.add_argument("--model", default=None, help=".tflite (default: the deployed sketch's run, runs/default)")
+
+    p = sub.add_parser("course", help="instructor tools (release, grade); see course/README.md",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return ap
+
+
+def _default_epochs(model: str) -> int:
+    return 60 if model == "ds_cnn" else 200
+
+
+def cmd_run(a) -> int:
+    from .pipeline import run
+
+    model = a.model
+    dropout = 0.2 if model == "ds_cnn" else 0.5
+    lr = a.lr if a.lr is not None else (2e-3 if model == "ds_cnn" else 1e-3)
+    cfg = Config().replace(
+        data={"words": a.words, "max_clips_per_label": a.max_clips},
+        model={"name": model, "dropout": dropout},
+        train={"epochs": a.epochs or _default_epochs(model), "batch_size": a.batch_size,
+               "learning_rate": lr, "seed": a.seed, "augment": not a.no_augment},
+    )
+    name = a.name or ("default" if (model, a.words) == ("tiny_conv", ("yes", "no")) else
+                      f"{model}_{len(a.words) + 2}class")
+    report = run(cfg, a.data, Path(a.runs) / name, cache_dir=a.cache or None, deploy=a.deploy,
+                 num_augmented=a.augmented_copies, find_arena=not a.no_arena)
+    acc = report["accuracy"]
+    print(f"run {name}: float val {acc['float_val']:.3f}, float test {acc['float_test']:.3f}, "
+          f"int8 test (TFLM) {acc['int8_test']:.3f}, TFLM=LiteRT {report['tflm_litert_agreement']:.3f}, "
+          f"{report['tflite_bytes']:,} B .tflite, arena {report['arena_bytes']} B, "
+          f"{report['timings_s']['total']:.1f} s")
+    print(f"report: {Path(a.runs) / name / 'report.md'}")
+    return 0
+
+
+def cmd_download(a) -> int:
+    from .download import download_speech_commands
+
+    kwargs = {} if a.dir is None else {"dest_dir": Path(a.dir)}
+    path = download_speech_commands(**kwargs)
+    print(f"Speech Commands ready in {path}; use it with --data {path} or KWSLAB_DATA={path}")
+    return 0
+
+
+def cmd_export(a) -> int:
+    from . import export, train
+    from .pipeline import DEPLOY_DIRS
+
+    model, cfg, _ = train.load_checkpoint(a.checkpoint)
+    data = train.prepare_features(cfg, a.data, cache_dir=a.cache or None)
+    out = Path(a.out) if a.out else Path(a.checkpoint).parent
+    rep = export.export(model, cfg, data, out, deploy_dirs=DEPLOY_DIRS if a.deploy else None,
+                        model_name=cfg.model.name)
+    rep.pop("int8_test_predictions")
+    print(json.dumps({k: rep[k] for k in ("tflite_bytes", "arena_bytes", "ops", "int8_test",
+                                           "tflm_litert_agreement", "files")}, indent=1))
+    return 0
+
+
+def cmd_detect(a) -> int:
+    from . import detect
+
+    return detect.main([a.wav] + (["--model", a.model] if a.model else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "course":
+        from . import course
+
+        return course.main(argv[1:])
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    handler = {"run": cmd_run, "download": cmd_download, "export": cmd_export, "detect": cmd_detect}
+    try:
+        return handler[a.command](a)
+    except (FileNotFoundError, ValueError) as e:  # bad data folder, bad WAV, bad option: say it
+        print(f"kwslab {a.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""PyTorch model -> Keras twin -> fully int8 TFLite -> verified in TFLite Micro -> C files.
+
+1. ``keras_twin`` walks the flat ``nn.Sequential`` of ``kwslab.models`` and builds the same
+   network in Keras (NHWC) with the PyTorch weights copied: BatchNorm folded into the conv
+   before it, "SAME" padding for ``SamePad2d``, and the fully connected weights permuted from
+   PyTorch's (C, H, W) flatten order to Keras' (H, W, C). ``check_twin`` asserts equal logits.
+2. ``convert_int8`` runs TFLiteConverter with a representative dataset (full int8: int8
+   input and output, batch size 1) so the op list stays within CONV_2D, DEPTHWISE_CONV_2D,
+   AVERAGE_POOL_2D, RESHAPE, FULLY_CONNECTED, SOFTMAX. The input scale is pinned to the
+   device features' scale (``frontend.INPUT_SCALE``, zero point -128) by calibrating on
+   features that span the whole int8 range, so the board feeds its int8 features unchanged.
+3. ``run_litert`` (LiteRT, reference kernels) and ``run_tflm`` (the TFLite Micro
+   interpreter, the code that runs on the board) classify int8 features; ``arena_bytes``
+   finds the smallest working TFLM arena in a child process (a too-small arena can crash).
+4. ``export`` ties it together, writes ``model.tflite`` and the C sources
+   (``kwslab.firmware``) and returns a report.
+
+References:
+  1) TensorFlow Lite post-training integer quantization guide; TFLite 8-bit quantization
+     spec (https://www.tensorflow.org/lite/performance/quantization_spec).
+  2) tflite-micro ``python/tflite_micro/runtime.py`` (Python interpreter) and
+     ``micro_speech/train/train_micro_speech_model.ipynb`` (conversion of tiny_conv).
+  3) Jacob et al. 2018, arXiv:1712.05877 (BatchNorm folding, integer inference).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import frontend
+from .models import SamePad2d
+
+log = logging.getLogger(__name__)
+
+ALLOWED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED",
+               "SOFTMAX"}
+
+
+class ExportError(RuntimeError):
+    """The converted model breaks a deploy contract (ops, input quantization, twin mismatch)."""
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    return tf
+
+
+def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d):
+    """Fold an eval-mode BatchNorm into the conv before it.
+
+    w' = w * g / sqrt(var + eps) (per output channel), b' = (b - mean) * g / sqrt(var + eps) + beta.
+
+    Args:
+        weight: conv weight (C_out, C_in / groups, kh, kw).
+        bias: (C_out,) or None (treated as 0).
+    Returns:
+        (weight', bias') float32 tensors of the same shapes (bias always present).
+    Source: Jacob et al. 2018 (arXiv:1712.05877), Sec. 3.2.
+    """
+    std = torch.sqrt(bn.running_var + bn.eps)
+    gamma = bn.weight if bn.affine else torch.ones_like(std)
+    beta = bn.bias if bn.affine else torch.zeros_like(std)
+    factor = gamma / std
+    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
+    return weight * factor.reshape(-1, 1, 1, 1), (b - bn.running_mean) * factor + beta
+
+
+def _layer_input_shapes(model: nn.Sequential, input_shape) -> list[tuple[int, ...]]:
+    """Input shape (C, H, W or features) of every layer, from a dry run at batch size 1."""
+    shapes = []
+    x = torch.zeros(1, 1, *input_shape)
+    with torch.no_grad():
+        for layer in model:
+            shapes.append(tuple(x.shape[1:]))
+            x = layer(x)
+    return shapes
+
+
+def keras_twin(model: nn.Sequential, input_shape=(49, 40), softmax: bool = True):
+    """Build the Keras (NHWC, batch size 1) twin of a flat kwslab model with its weights.
+
+    Supported layers: SamePad2d (+ the Conv2d after it -> padding "same"), Conv2d (regular or
+    depthwise with groups == in_channels == out_channels), BatchNorm2d (folded into the conv
+    before it), ReLU, Dropout (dropped), AvgPool2d, Flatten, Linear.
+
+    Args:
+        model: a kwslab model in eval mode (float32).
+        input_shape: (T, F) = (49, 40).
+        softmax: append a Softmax layer (the exported model outputs probabilities).
+    Returns:
+        keras.Model mapping (1, T, F, 1) float32 to (1, C).
+    Raises:
+        ExportError: for a layer it cannot translate (names it).
+    """
+    tf = _tf()
+    import keras
+
+    model = model.eval()
+    layers = list(model.named_children())
+    in_shapes = _layer_input_shapes(model, input_shape)
+    inputs = keras.Input((*input_shape, 1), batch_size=1, name="features")
+    x = inputs
+    i, pending_same = 0, None
+    while i < len(layers):
+        name, layer = layers[i]
+        if isinstance(layer, SamePad2d):
+            pending_same = layer
+        elif isinstance(layer, nn.Conv2d):
+            if layer.dilation != (1, 1):
+                raise ExportError(f"layer {name}: dilation {layer.dilation} is not supported")
+            padding = "valid"
+            if pending_same is not None:
+                padding = "same"
+                if pending_same.kernel_size != layer.kernel_size or pending_same.stride != layer.stride:
+                    raise ExportError(f"layer {name}: SamePad2d does not match the conv's kernel/stride")
+            elif layer.padding not in ((0, 0), "valid"):
+                raise ExportError(f"layer {name}: symmetric padding {layer.padding}; use SamePad2d")
+            w = layer.weight.detach()
+            b = layer.bias.detach() if layer.bias is not None else None
+            if i + 1 < len(layers) and isinstance(layers[i + 1][1], nn.BatchNorm2d):
+                w, b = fold_batchnorm(w, b, layers[i + 1][1])
+                i += 1
+            if b is None:
+                b = torch.zeros(w.shape[0])
+            w, b = w.detach().float().numpy(), b.detach().float().numpy()
+            if layer.groups == 1:
+                k = keras.layers.Conv2D(layer.out_channels, layer.kernel_size, layer.stride, padding,
+                                        name=name)
+                x = k(x)
+                k.set_weights([w.transpose(2, 3, 1, 0), b])  # (O, I, kh, kw) -> (kh, kw, I, O)
+            elif layer.groups == layer.in_channels == layer.out_channels:
+                k = keras.layers.DepthwiseConv2D(layer.kernel_size, layer.stride, padding, name=name)
+                x = k(x)
+                k.set_weights([w.transpose(2, 3, 0, 1), b])  # (C, 1, kh, kw) -> (kh, kw, C, 1)
+            else:
+                raise ExportError(f"layer {name}: grouped conv with groups={layer.groups} "
+                                  "is neither regular nor depthwise")
+            pending_same = None
+        elif isinstance(layer, nn.BatchNorm2d):
+            raise ExportError(f"layer {name}: BatchNorm2d must follow a Conv2d to be folded")
+        elif isinstance(layer, nn.ReLU):
+            x = keras.layers.ReLU(name=name)(x)
+        elif isinstance(layer, nn.Dropout):
+            pass
+        elif isinstance(layer, nn.AvgPool2d):
+            k = layer.kernel_size
+            s = layer.stride or k
+            x = keras.layers.AveragePooling2D(k, s, name=name)(x)
+        elif isinstance(layer, nn.Flatten):
+            x = keras.layers.Reshape((-1,), name=name)(x)
+            flatten_chw = in_shapes[i]
+        elif isinstance(layer, nn.Linear):
+            w = layer.weight.detach().float().numpy()
+            if i > 0 and isinstance(layers[i - 1][1], nn.Flatten) and len(flatten_chw) == 3:
+                c, h, wd = flatten_chw  # torch flattens (C, H, W); Keras flattens (H, W, C)
+                w = w.reshape(-1, c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            b = layer.bias.detach().float().numpy() if layer.bias is not None else np.zeros(w.shape[0], np.float32)
+            k = keras.layers.Dense(layer.out_features, name=name)
+            x = k(x)
+            k.set_weights([w.T, b])
+        else:
+            raise ExportError(f"layer {name}: {type(layer).__name__} has no Keras translation")
+        i += 1
+    if softmax:
+        x = keras.layers.Softmax(name="softmax")(x)
+    return keras.Model(inputs, x, name="kws")
+
+
+def twin_logits(kmodel, x_int8: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Outputs (N, C) of a Keras twin for int8 features (N, T, F), run in batches.
+
+    The twin's input has batch size 1 (as the board runs it); its layers are re-applied to a
+    batch-free input here, sharing the weights, for speed.
+    """
+    import keras
+
+    feats = frontend.to_float(x_int8)[..., None]  # (N, T, F, 1)
+    inp = keras.Input(kmodel.inputs[0].shape[1:])
+    x = inp
+    for layer in kmodel.layers[1:]:
+        x = layer(x)
+    flexible = keras.Model(inp, x)
+    return np.concatenate([flexible(feats[i:i + batch_size], training=False).numpy()
+                           for i in range(0, len(feats), batch_size)])
+
+
+def check_twin(model: nn.Module, kmodel_logits, x_int8: np.ndarray, atol: float = 1e-4) -> float:
+    """Max |PyTorch logits - Keras twin logits| on int8 features; raises ExportError if > atol."""
+    from .train import predict_logits
+
+    ref = predict_logits(model, x_int8, device="cpu")
+    diff = float(np.abs(ref - twin_logits(kmodel_logits, x_int8)).max()) if len(x_int8) else 0.0
+    if diff > atol:
+        raise ExportError(f"Keras twin differs from the PyTorch model: max |d logits| = {diff:.2e} > {atol}")
+    return diff
+
+
+def representative_features(x_int8: np.ndarray, num_samples: int = 300, seed: int = 0) -> np.ndarray:
+    """Float features (N, T, F, 1) for calibration, spanning the full int8 input range.
+
+    The first sample gets one feature at int8 -128 (0.0) and one at 127 (25.914), so the
+    converter's input range is exactly [0, 255 * INPUT_SCALE] and it picks scale INPUT_SCALE,
+    zero point -128: the device's int8 features then feed the model unchanged.
+    """
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(x_int8), size=min(num_samples, len(x_int8)), replace=False)
+    q = x_int8[np.sort(pick)].copy()
+    q[0, 0, 0], q[0, 0, 1] = -128, 127
+    return frontend.to_float(q)[..., None]
+
+
+def convert_int8(kmodel, calibration: np.ndarray) -> bytes:
+    """Full-integer TFLite model (int8 weights, activations, input and output).
+
+    Args:
+        kmodel: Keras twin with batch size 1.
+        calibration: float32 (N, T, F, 1) features for activation ranges.
+    Returns:
+        The .tflite flatbuffer bytes.
+    """
+    tf = _tf()
+    conv = tf.lite.TFLiteConverter.from_keras_model(kmodel)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([c[None]] for c in calibration.astype(np.float32))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return _quiet_convert(conv)
+
+
+def _quiet_convert(converter) -> bytes:
+    """converter.convert() without Keras' "Saved artifact ..." printout."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return bytes(converter.convert())
+
+
+def convert_float(kmodel) -> bytes:
+    """float32 TFLite model (for the size/accuracy comparison in notebook 4)."""
+    return _quiet_convert(_tf().lite.TFLiteConverter.from_keras_model(kmodel))
+
+
+def _litert(tflite: bytes):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_content=tflite, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    return it
+
+
+def model_ops(tflite: bytes) -> list[str]:
+    """Builtin op names used by a .tflite model, sorted (e.g. ["CONV_2D", "SOFTMAX", ...])."""
+    it = _litert(tflite)
+    return sorted({d["op_name"] for d in it._get_ops_details()})
+
+
+def io_quantization(tflite: bytes) -> dict:
+    """Input/output dtype, shape, scale and zero point of a model."""
+    it = _litert(tflite)
+    out = {}
+    for kind, det in (("input", it.get_input_details()[0]), ("output", it.get_output_details()[0])):
+        scale, zp = det["quantization"]
+        out[kind] = {"dtype": np.dtype(det["dtype"]).name, "shape": [int(s) for s in det["shape"]],
+                     "scale": float(scale), "zero_point": int(zp)}
+    return out
+
+
+def _to_model_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """int8 device features -> the model's input dtype (int8 as is; float: dequantized)."""
+    if np.dtype(detail["dtype"]) == np.int8:
+        return x.astype(np.int8)
+    return frontend.to_float(x)
+
+
+def run_litert(tflite: bytes, x_int8: np.ndarray) -> np.ndarray:
+    """Raw outputs (N, C) of a .tflite model in LiteRT with reference kernels (no XNNPACK)."""
+    it = _litert(tflite)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    res = []
+    for x in x_int8:
+        it.set_tensor(inp["index"], _to_model_input(x, inp).reshape(inp["shape"]))
+        it.invoke()
+        res.append(it.get_tensor(out["index"]).reshape(-1).copy())
+    return np.array(res)
+
+
+def run_tflm(tflite: bytes, x_int8: np.ndarray, arena_size: int = 200_000) -> np.ndarray:
+    """Raw outputs (N, C) of a .tflite model in the TFLite Micro interpreter (board kernels)."""
+    from tflite_micro import runtime
+
+    it = runtime.Interpreter.from_bytes(tflite, arena_size=arena_size)
+    detail = it.get_input_details(0)
+    res = []
+    for x in x_int8:
+        it.set_input(_to_model_input(x, detail).reshape(detail["shape"]), 0)
+        it.invoke()
+        res.append(np.asarray(it.get_output(0)).reshape(-1).copy())
+    return np.array(res)
+
+
+_ARENA_CHILD = r"""
+import sys, numpy as np
+from tflite_micro import runtime
+model = open(sys.argv[1], "rb").read()
+it = runtime.Interpreter.from_bytes(model, arena_size=int(sys.argv[2]))
+d = it.get_input_details(0)
+it.set_input(np.zeros(d["shape"], d["dtype"]), 0)
+it.invoke()
+sys.stdout.flush()
+if sys.argv[3] == "print":
+    it.print_allocations()
+print("OK", flush=True)
+"""
+
+
+def _arena_child(path: str, size: int, mode: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _ARENA_CHILD, path, str(size), mode],
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+def arena_bytes(tflite: bytes, max_bytes: int = 1 << 20) -> int:
+    """Smallest tensor arena (bytes) with which the model runs in TFLite Micro.
+
+    Reads TFLM's own ``print_allocations()`` total (child process, generous arena), then
+    confirms that size works and, when it can, that 16 bytes less fails. Falls back to a
+    bisection over child processes if the total cannot be read. Child processes because a
+    too-small arena can abort the interpreter.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.tflite")
+        Path(path).write_bytes(tflite)
+        probe = _arena_child(path, max_bytes, "print")
+        text = probe.stdout + probe.stderr
+        m = re.search(r"[Tt]otal buffer usage[^\d]*(\d+)", text) or re.search(r"\[RecordingMicroAllocator\] Arena allocation total (\d+) bytes", text)
+        works = lambda n: "OK" in _arena_child(path, n, "run").stdout  # noqa: E731
+        if m:
+            total = int(m.group(1))
+            if works(total):
+                return total
+        lo, hi = 0, max_bytes  # bisection: lo fails, hi works
+        if not works(hi):
+            raise ExportError(f"model does not run in TFLite Micro even with a {max_bytes}-byte arena:\n{text[-2000:]}")
+        while hi - lo > 16:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if works(mid) else (mid, hi)
+        return hi
+
+
+def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None,
+           model_name: str = "kws", check_atol: float = 1e-4, find_arena: bool = True,
+           progress: bool = True) -> dict:
+    """Convert a trained model to int8 TFLite, verify it on the test split, write C files.
+
+    Args:
+        model: trained kwslab model (PyTorch, float).
+        cfg: its kwslab.config.Config.
+        data: kwslab.train.FeatureData (train bank for calibration, test split for checks).
+        out_dir: where model.tflite, model_float.tflite and the C sources go.
+        deploy_dirs: extra folders for model_data.{h,cc} + model_settings.h (the sketches);
+            None writes none.
+    Returns:
+        dict with tflite_bytes, float_tflite_bytes, ops, input/output quantization,
+        int8_test accuracy (TFLM), litert accuracy, tflm_litert_agreement, float-vs-int8
+        agreement, twin max |d logits|, arena_bytes, timings and written file paths.
+    Raises:
+        ExportError: twin mismatch, ops outside ALLOWED_OPS, input quantization that differs
+            from the device features' scale/zero point.
+    """
+    from . import firmware
+    from .train import predict_logits
+
+    timings = {}
+    t = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.to("cpu").eval()
+    shape = cfg.frontend.feature_shape
+    twin_check = keras_twin(model, shape, softmax=False)
+    twin_diff = check_twin(model, twin_check, data.test_x[:64], atol=check_atol)
+    kmodel = keras_twin(model, shape, softmax=True)
+    timings["twin"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    calib = representative_features(data.train_x.reshape(-1, *shape), seed=cfg.train.seed)
+    tflite = convert_int8(kmodel, calib)
+    float_tflite = convert_float(kmodel)
+    timings["convert"] = time.perf_counter() - t
+
+    ops = model_ops(tflite)
+    if not set(ops) <= ALLOWED_OPS:
+        raise ExportError(f"model uses ops outside the deploy set: {sorted(set(ops) - ALLOWED_OPS)}")
+    quant = io_quantization(tflite)
+    if (quant["input"]["zero_point"] != frontend.INPUT_ZERO_POINT
+            or abs(quant["input"]["scale"] / frontend.INPUT_SCALE - 1) > 1e-5):
+        raise ExportError(f"input quantization {quant['input']} differs from the device features' "
+                          f"scale {frontend.INPUT_SCALE:.8f} / zero point {frontend.INPUT_ZERO_POINT}")
+
+    t = time.perf_counter()
+    y = data.test_y
+    float_pred = predict_logits(model, data.test_x, device="cpu").argmax(1)
+    litert_pred = run_litert(tflite, data.test_x).argmax(1)
+    timings["litert"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tflm_pred = run_tflm(tflite, data.test_x).argmax(1)
+    timings["tflm"] = time.perf_counter() - t
+    t = time.perf_counter()
+    arena = arena_bytes(tflite) if find_arena else None
+    timings["arena"] = time.perf_counter() - t
+
+    (out_dir / "model.tflite").write_bytes(tflite)
+    (out_dir / "model_float.tflite").write_bytes(float_tflite)
+    files = [out_dir / "model.tflite"]
+    mean = lambda a: float(np.mean(a)) if len(a) else 0.0  # noqa: E731
+    kwargs = dict(input_scale=quant["input"]["scale"], input_zero_point=quant["input"]["zero_point"],
+                  ops=ops, arena_bytes=arena or 0, model_name=model_name)
+    files += firmware.write_deploy_files(tflite, cfg, out_dirs=[out_dir], **kwargs)
+    if deploy_dirs:
+        files += firmware.write_deploy_files(tflite, cfg, out_dirs=[Path(d) for d in deploy_dirs], **kwargs)
+    report = {
+        "tflite_bytes": len(tflite),
+        "float_tflite_bytes": len(float_tflite),
+        "ops": ops,
+        "io": quant,
+        "twin_max_abs_logit_diff": twin_diff,
+        "int8_test": mean(tflm_pred == y),
+        "litert_int8_test": mean(litert_pred == y),
+        "float_test": mean(float_pred == y),
+        "tflm_litert_agreement": mean(tflm_pred == litert_pred),
+        "int8_float_agreement": mean(tflm_pred == float_pred),
+        "arena_bytes": arena,
+        "int8_test_predictions": tflm_pred.tolist(),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "files": [str(f) for f in files],
+    }
+    (out_dir / "export.json").write_text(json.dumps(
+        {k: v for k, v in report.items() if k != "int8_test_predictions"}, indent=1))
+    return report

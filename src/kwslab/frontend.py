@@ -1,0 +1,224 @@
+"""micro_speech features: the device's own micro frontend, batched, with an on-disk cache.
+
+The firmware computes features with TFLite Micro's micro frontend C library
+(``tensorflow/lite/experimental/microfrontend/lib``: windowing, FFT, mel-like filterbank,
+noise reduction, PCAN gain control, log scale). TensorFlow ships the same C code as the
+``audio_microfrontend`` op, so training features here come from the code the device runs:
+
+    audio (int16, 16 kHz) --micro frontend--> raw (uint16, T x F = 49 x 40)
+        --to_int8: clamp(((raw * 256) + 333) // 666 - 128, -128, 127)--> device int8 features
+        --to_float: (q + 128) * INPUT_SCALE--> training features (float32, 0 .. 25.9)
+
+Training on the dequantized device int8 features (rather than raw * 10 / 256 as TensorFlow's
+speech_commands does) means the int8 model's input quantization (scale INPUT_SCALE, zero
+point -128) reproduces the device features bit for bit: the model never sees a feature the
+board cannot produce. ``tests/test_frontend.py`` checks the int8 features against
+TFLite Micro's golden device features (``../shared/golden``), all 4,000 values.
+
+References:
+  1) tflite-micro ``tensorflow/lite/micro/examples/micro_speech`` (micro_features_generator,
+     audio_preprocessor.py ``FeatureParams``) -- parameters and the int8 formula.
+  2) TensorFlow ``tensorflow/lite/experimental/microfrontend/python/ops/
+     audio_microfrontend_op.py`` and ``examples/speech_commands/input_data.py``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import FrontendConfig
+
+log = logging.getLogger(__name__)
+
+INPUT_SCALE = 666 * 10 / 65536
+"""Step of the training features per int8 step: (q + 128) * 0.10162... (10 / 256 per raw
+unit, 666 / 256 raw units per int8 step). The exported model's input scale equals it."""
+INPUT_ZERO_POINT = -128
+"""int8 value that stands for feature 0."""
+FEATURE_MAX = 255 * INPUT_SCALE
+"""Largest training feature value, 25.914 (int8 127)."""
+
+
+def audio_to_int16(audio: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] to int16 PCM: round(x * 32768), clamped to [-32768, 32767].
+
+    Exact inverse of reading int16 PCM as x / 32768.
+    """
+    return np.clip(np.round(np.asarray(audio, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def _op_kwargs(cfg: FrontendConfig) -> dict:
+    return dict(
+        sample_rate=cfg.sample_rate_hz, window_size=cfg.window_size_ms,
+        window_step=cfg.window_stride_ms, num_channels=cfg.num_channels,
+        upper_band_limit=cfg.upper_band_limit_hz, lower_band_limit=cfg.lower_band_limit_hz,
+        smoothing_bits=cfg.smoothing_bits, even_smoothing=cfg.even_smoothing,
+        odd_smoothing=cfg.odd_smoothing, min_signal_remaining=cfg.min_signal_remaining,
+        enable_pcan=cfg.enable_pcan, pcan_strength=cfg.pcan_strength,
+        pcan_offset=cfg.pcan_offset, gain_bits=cfg.gain_bits, enable_log=cfg.enable_log,
+        scale_shift=cfg.scale_shift, out_scale=1,
+    )
+
+
+_GRAPHS: dict = {}
+
+
+def _batched_op(cfg: FrontendConfig):
+    """A tf.function running the op over a batch with tf.vectorized_map (one per config)."""
+    key = cfg
+    if key not in _GRAPHS:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+        from tensorflow.lite.experimental.microfrontend.python.ops import (
+            audio_microfrontend_op as op,
+        )
+        kwargs = _op_kwargs(cfg)
+        # vectorized_map falls back to a while loop for this op and logs a warning each trace
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+        @tf.function
+        def run(batch):  # (N, S) int16 -> (N, T, F) uint16
+            num_frames = 1 + (tf.shape(batch)[1] - cfg.window_samples) // cfg.stride_samples
+
+            def one(a):  # (S,) -> (T, F); the static shape lets the loop stack results
+                out = op.audio_microfrontend(a, out_type=tf.uint16, **kwargs)
+                return tf.reshape(out, [num_frames, cfg.num_channels])
+
+            return tf.vectorized_map(one, batch)
+
+        _GRAPHS[key] = run
+    return _GRAPHS[key]
+
+
+def compute_raw(audio_int16: np.ndarray, cfg: FrontendConfig = FrontendConfig(),
+                batch_size: int = 512, progress: bool = False) -> np.ndarray:
+    """Micro frontend output for one clip or a batch of equal-length clips.
+
+    Args:
+        audio_int16: int16 PCM at cfg.sample_rate_hz, shape (S,) or (N, S).
+        cfg: frontend settings (micro_speech defaults).
+        batch_size: clips per TensorFlow call.
+        progress: show a tqdm bar over batches.
+    Returns:
+        uint16 array of shape (T, F) or (N, T, F), T = 1 + (S - window) // stride
+        (49 for S = 16000), F = cfg.num_channels. Values are log-scaled filterbank energies
+        (scale_shift 6), typically 0..~700.
+    Raises:
+        TypeError: if the audio is not int16 (convert float audio with audio_to_int16).
+        ValueError: if a clip is shorter than one window.
+    Source: tensorflow/lite/experimental/microfrontend (the firmware's C code).
+    """
+    audio_int16 = np.asarray(audio_int16)
+    if audio_int16.dtype != np.int16:
+        raise TypeError(f"audio must be int16 PCM, got {audio_int16.dtype}; use audio_to_int16()")
+    single = audio_int16.ndim == 1
+    batch = audio_int16[None] if single else audio_int16
+    if batch.ndim != 2:
+        raise ValueError(f"audio must have shape (S,) or (N, S), got {audio_int16.shape}")
+    if batch.shape[1] < cfg.window_samples:
+        raise ValueError(f"clips of {batch.shape[1]} samples are shorter than one "
+                         f"{cfg.window_samples}-sample window")
+    run = _batched_op(cfg)
+    from tqdm.auto import tqdm
+
+    num_frames = 1 + (batch.shape[1] - cfg.window_samples) // cfg.stride_samples
+    out = np.empty((len(batch), num_frames, cfg.num_channels), np.uint16)
+    starts = range(0, len(batch), batch_size)
+    for start in tqdm(starts, desc="features", leave=False, disable=not progress):
+        out[start:start + batch_size] = run(batch[start:start + batch_size]).numpy()
+    return out[0] if single else out
+
+
+def compute_raw_loop(audio_int16: np.ndarray, cfg: FrontendConfig = FrontendConfig()) -> np.ndarray:
+    """The same op called once per clip (eager): the slow reference for the batched path."""
+    import tensorflow as tf
+    from tensorflow.lite.experimental.microfrontend.python.ops import audio_microfrontend_op as op
+
+    kwargs = _op_kwargs(cfg)
+    return np.stack([op.audio_microfrontend(tf.constant(a), out_type=tf.uint16, **kwargs).numpy()
+                     for a in np.asarray(audio_int16)])
+
+
+def to_int8(raw: np.ndarray) -> np.ndarray:
+    """Device int8 features from the frontend's uint16 output, as the firmware computes them.
+
+    q = clamp(((raw * 256) + 333) // 666 - 128, -128, 127), in integer arithmetic. Worked
+    example: raw 0 -> 333 // 666 - 128 = -128; raw 333 -> 85581 // 666 - 128 = 0;
+    raw 700 -> 179533 // 666 - 128 = 141 -> clamped to 127.
+
+    Args:
+        raw: uint16 (or any integer) array, any shape.
+    Returns:
+        int8 array, same shape.
+    Source: tflite-micro micro_speech ``micro_features_generator.cc`` (value_scale 256,
+    value_div 666 = 25.6 * 26.0).
+    """
+    v = np.asarray(raw).astype(np.int64)
+    return np.clip((v * 256 + 333) // 666 - 128, -128, 127).astype(np.int8)
+
+
+def to_float(q: np.ndarray) -> np.ndarray:
+    """Training features from device int8 features: (q + 128) * INPUT_SCALE, float32.
+
+    Range 0 .. 25.914; int8 -128 -> 0.0, 0 -> 13.008, 127 -> 25.914. Quantizing them with the
+    model's input scale INPUT_SCALE and zero point -128 gives back q exactly.
+    """
+    return ((np.asarray(q).astype(np.float32) + 128.0) * np.float32(INPUT_SCALE)).astype(np.float32)
+
+
+def compute_features(audio: np.ndarray, cfg: FrontendConfig = FrontendConfig(),
+                     batch_size: int = 512, progress: bool = False) -> np.ndarray:
+    """Device int8 features of float audio: to_int8(compute_raw(audio_to_int16(audio))).
+
+    Args:
+        audio: float audio in [-1, 1], shape (S,) or (N, S), at cfg.sample_rate_hz.
+    Returns:
+        int8 array of shape (T, F) or (N, T, F).
+    """
+    return to_int8(compute_raw(audio_to_int16(audio), cfg, batch_size, progress))
+
+
+# ---------------------------------------------------------------- cache
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes (cache keys change when a clip's content changes)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_key(**parts) -> str:
+    """A stable hex key from JSON-able parts (configs as dicts, clip digests, seeds)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def cached(cache_dir: str | os.PathLike | None, name: str, key: str,
+           compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Load ``<cache_dir>/<name>-<key>.npz`` or compute, save (atomically) and return it.
+
+    With cache_dir None nothing is read or written. A corrupt cache file is recomputed.
+    """
+    if cache_dir is None:
+        return compute()
+    path = Path(cache_dir) / f"{name}-{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+        except Exception as e:  # a truncated or foreign file: recompute, keep going
+            log.warning("cache file %s unreadable (%s); recomputing", path, e)
+    arrays = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return arrays
