@@ -104,7 +104,7 @@ class DSCNN(KWSModel):
         -> Dropout -> AvgPool (25, 20) -> (N, 64, 1, 1) -> Flatten -> Linear (N, C)
 
     Convolutions before BatchNorm have no bias (BatchNorm is folded into them on export).
-    Parameters about 23.8 K for C = 12; int8 model about 46 KB; the 25 x 20 x 64 activations
+    Parameters 23,180 for C = 12; int8 model about 46 KB; the 25 x 20 x 64 activations
     (32,000 bytes each, two live) make a TFLM arena of about 72 KB.
     """
 

@@ -1,0 +1,76 @@
+// Streaming feature generation on the device with TFLite Micro's micro frontend C API
+// (FrontendPopulateState / FrontendProcessSamples / FrontendFreeStateContents).
+//
+// Audio is fed to the frontend contiguously, one 20 ms stride at a time; the frontend keeps
+// the window overlap and its noise/PCAN state between calls, exactly as the host feature
+// op does when it runs over a whole stream. Each completed frame (40 uint16 values) is
+// quantized to int8 (kws::QuantizeFeatures) and pushed into a kws::FeatureRing.
+// Shared by the Arduino sketch and the PSoC 6 app; needs the microfrontend headers only.
+#ifndef KWS_DEVICE_FEATURE_PROVIDER_H_
+#define KWS_DEVICE_FEATURE_PROVIDER_H_
+
+#include <stdint.h>
+
+#include "../kws/audio_ring.h"
+#include "../kws/feature_ring.h"
+
+namespace kws {
+
+// FrontendConfig values (filled from the generated model_settings.h by the caller).
+struct FrontendSettings {
+  int sample_rate_hz;
+  int window_size_ms;
+  int window_stride_ms;
+  int window_stride_samples;
+  int num_channels;
+  float lower_band_limit_hz;
+  float upper_band_limit_hz;
+  int smoothing_bits;
+  float even_smoothing;
+  float odd_smoothing;
+  float min_signal_remaining;
+  int enable_pcan;
+  float pcan_strength;
+  float pcan_offset;
+  int pcan_gain_bits;
+  int enable_log;
+  int log_scale_shift;
+};
+
+class FeatureProvider {
+ public:
+  static constexpr int kMaxStrideSamples = 512;
+  static constexpr int kMaxChannels = 64;
+
+  FeatureProvider(const FrontendSettings& settings, AudioRing* audio, FeatureRing* features);
+  ~FeatureProvider();
+
+  // Allocates the frontend state; false on bad settings or out of memory.
+  bool Begin();
+
+  // Feeds every complete new stride of captured audio through the frontend, pushing each
+  // finished frame. Returns the number of frames pushed (0 if no new stride yet).
+  // If the reader fell behind the audio ring, skips to the newest audio and counts it.
+  int Update();
+
+  // Audio position (samples since capture start) at the end of the newest frame, in ms.
+  int32_t latest_frame_end_ms() const { return latest_frame_end_ms_; }
+  uint32_t dropped_strides() const { return dropped_strides_; }
+  uint32_t audio_cursor() const { return cursor_; }
+
+ private:
+  FrontendSettings settings_;
+  AudioRing* audio_;
+  FeatureRing* features_;
+  void* state_;  // struct FrontendState*, kept opaque so callers need no frontend headers
+  bool begun_;
+  uint32_t cursor_;  // next audio sample to feed
+  int32_t latest_frame_end_ms_;
+  uint32_t dropped_strides_;
+  int16_t stride_[kMaxStrideSamples];
+  int8_t slice_[kMaxChannels];
+};
+
+}  // namespace kws
+
+#endif  // KWS_DEVICE_FEATURE_PROVIDER_H_

@@ -1,0 +1,58 @@
+"""Time the autograder on generated submissions of this repository.
+
+Makes N submissions (cycling through: the solution, the release stub, and the solution
+with one student function replaced by the stub) under a temp folder, grades them with
+`kwslab.grading.grade_all`, and prints seconds per submission and for the batch. Targets:
+<= 30 s per submission, <= 15 min for 100 on the 2-core reference machine.
+
+Usage: python benchmarks/bench_grading.py [--n 100] [--jobs 1]
+"""
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from kwslab import course, grading
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_submissions(root: Path, n: int) -> None:
+    files = course.student_files(REPO)
+    kinds = ["solution", "release"] + [f"stub:{f}" for f in files]
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        for f in files:
+            text = (REPO / f).read_text()
+            if kind == "release" or kind == f"stub:{f}":
+                text, _ = course.strip_solutions(text, f)
+            dst = root / f"s{i:03d}" / f
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100, help="number of submissions")
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="kwslab-bench-"))
+    try:
+        make_submissions(tmp / "submissions", args.n)
+        start = time.perf_counter()
+        results = grading.grade_all(REPO, tmp / "submissions", tmp / "grades",
+                                    jobs=args.jobs)
+        total = time.perf_counter() - start
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    per = [r.seconds for r in results]
+    print(f"sandbox: {grading.isolation()[1]}")
+    print(f"{len(results)} submissions, jobs={args.jobs}: {total:.1f} s total "
+          f"(includes collecting the instructor suite once); per submission: "
+          f"mean {sum(per) / len(per):.1f} s, max {max(per):.1f} s")
+    print(f"scores: {sorted({r.score for r in results})} of {results[0].max_score:g}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""Streaming keyword detection on the host: the firmware's pipeline, step for step.
+
+``detect_stream`` runs what the boards run on live audio: micro frontend features of the
+whole stream, a 49-frame (1 s) int8 window advanced by one frame (20 ms), the int8 model in
+the TFLite Micro interpreter, then :class:`RecognizeCommands`. The frontend is computed once
+over the whole stream because it is stateful (window overlap, noise estimate, PCAN): the
+device feeds it audio contiguously, so one pass over the stream is the faithful twin;
+per-window recomputation would restart that state every second. Unlike the device, the
+host runs one inference per 20 ms frame; a device slower than that sees fewer results per
+averaging window (``minimum_count`` guards against too few).
+
+:class:`RecognizeCommands` is the Python twin of ``arduino/kws_nano33ble/src/kws/
+recognize_commands.cpp`` (tests check equal decisions on the same score sequences).
+``stitch_recording`` builds a long test recording from real clips and background noise
+with known keyword times, and ``score_detections`` scores detections against it.
+
+References:
+  1) tflite-micro micro_speech ``recognize_commands.h/.cc`` (2019-2023): average window,
+     threshold, suppression, minimum count.
+  2) TensorFlow ``speech_commands/test_streaming_accuracy.cc`` and
+     ``generate_streaming_test_wav.py``: stitched recordings with ground truth, scored as
+     matched, wrong and false detections within a time tolerance.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kwslab.config import Config, FrontendConfig
+
+log = logging.getLogger(__name__)
+
+MAX_RESULTS = 64
+"""Results kept for averaging (the C++ ring's kMaxResults); when full the oldest is dropped."""
+
+
+@dataclass(frozen=True)
+class RecognizeResult:
+    label_index: int
+    """Top class of the averaged scores (the previous top if no decision was made)."""
+    score: int
+    """Its average of (score + 128), 0..255; 0 if no decision was made."""
+    is_new_command: bool
+
+
+@dataclass(frozen=True)
+class Detection:
+    label: str
+    time_ms: int
+    """Audio time at the end of the window that fired, ms from the stream start."""
+    score: int
+    """Averaged score, 0..255."""
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """A keyword placed in a stitched recording: the clip spans [start_ms, end_ms)."""
+
+    label: str
+    start_ms: int
+    end_ms: int
+
+
+class RecognizeCommands:
+    """Decisions from a stream of int8 score vectors, as micro_speech's RecognizeCommands.
+
+    Each call appends the latest scores, forgets results older than
+    ``average_window_ms`` before the current time, and, if at least ``minimum_count``
+    results spanning at least ``average_window_ms // 4`` remain, averages
+    ``score + 128`` per class with integer division. The top class (first on ties, and
+    class 0 if every average is 0) is a new command when its average exceeds
+    ``detection_threshold``, unless it repeats the previous command (not class 0) within
+    ``suppression_ms`` (``time - previous_time <= suppression_ms``).
+
+    Example (2 classes, defaults): scores [[-128, 127]] at 0, 100, 200, 300 ms: the first
+    three calls give no decision (fewer than 3 results, then a 200 ms span < 250 ms); at
+    300 ms the average of class 1 is (127 + 128) = 255 > 200: a new command.
+
+    Source: tflite-micro micro_speech ``recognize_commands.cc``; C++ twin
+    ``arduino/kws_nano33ble/src/kws/recognize_commands.cpp``.
+    """
+
+    def __init__(self, category_count: int, average_window_ms: int = 1000,
+                 detection_threshold: int = 200, suppression_ms: int = 1500,
+                 minimum_count: int = 3):
+        if not 1 <= category_count <= 16:
+            raise ValueError(f"category_count={category_count} must be in 1..16")
+        self.category_count = category_count
+        self.average_window_ms = average_window_ms
+        self.detection_threshold = detection_threshold
+        self.suppression_ms = suppression_ms
+        self.minimum_count = minimum_count
+        self._results: collections.deque = collections.deque(maxlen=MAX_RESULTS)
+        self._previous_top_index = 0
+        self._previous_top_time_ms = 0
+        self._has_previous_top = False
+
+    def process_latest_results(self, scores, time_ms: int) -> RecognizeResult:
+        """Feed one inference's int8 scores (length category_count) ending at time_ms.
+
+        Raises:
+            ValueError: if time_ms is earlier than the previous call's, or the scores have
+                the wrong length or lie outside -128..127.
+        """
+        s = np.asarray(scores).astype(np.int64).reshape(-1)
+        if s.size != self.category_count:
+            raise ValueError(f"got {s.size} scores, expected {self.category_count}")
+        if s.min() < -128 or s.max() > 127:
+            raise ValueError("scores must be int8 values in -128..127")
+        time_ms = int(time_ms)
+        if self._results and time_ms < self._results[-1][0]:
+            raise ValueError(f"time_ms={time_ms} is earlier than the previous "
+                             f"{self._results[-1][0]} ms")
+        self._results.append((time_ms, s))
+        while self._results and self._results[0][0] < time_ms - self.average_window_ms:
+            self._results.popleft()
+        span_ms = time_ms - self._results[0][0]
+        if len(self._results) < self.minimum_count or span_ms < self.average_window_ms // 4:
+            return RecognizeResult(self._previous_top_index, 0, False)
+        total = np.sum([r[1] + 128 for r in self._results], axis=0)
+        averages = total // len(self._results)
+        top_index, top_score = 0, 0
+        for c, avg in enumerate(averages):
+            if avg > top_score:
+                top_index, top_score = c, int(avg)
+        suppressed = (self._has_previous_top and self._previous_top_index != 0
+                      and top_index == self._previous_top_index
+                      and time_ms - self._previous_top_time_ms <= self.suppression_ms)
+        is_new = top_score > self.detection_threshold and not suppressed
+        if is_new:
+            self._previous_top_index = top_index
+            self._previous_top_time_ms = time_ms
+            self._has_previous_top = True
+        return RecognizeResult(top_index, top_score, is_new)
+
+
+def window_end_times_ms(num_frames: int, cfg: FrontendConfig) -> np.ndarray:
+    """End time (ms) of each window of cfg.num_frames frames over num_frames frames.
+
+    Window k covers frames k .. k + T - 1; its last frame ends at sample
+    window_samples + stride_samples * (k + T - 1). Example (micro_speech): T = 49, the
+    first window ends at (480 + 320 * 48) / 16 = 1000 ms, the next at 1020 ms.
+    """
+    last_frames = np.arange(cfg.num_frames - 1, num_frames)
+    end_samples = cfg.window_samples + cfg.stride_samples * last_frames
+    return (end_samples * 1000) // cfg.sample_rate_hz
+
+
+def stream_scores(features_int8: np.ndarray, tflite_bytes: bytes, cfg: FrontendConfig,
+                  arena_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Int8 model outputs for every 1 s window of a feature stream, in TFLM.
+
+    Args:
+        features_int8: int8 array of shape (frames, F), frames >= T.
+        tflite_bytes: int8 model with input (1, T, F[, 1]) and int8 output (1, C).
+        cfg: frontend settings (T, stride, sample rate).
+        arena_size: TFLM arena bytes; None lets the interpreter pick its default.
+    Returns:
+        times_ms int64 (K,), scores int8 (K, C), K = frames - T + 1.
+    Raises:
+        ValueError: if there are fewer frames than one window, or the model's input is not
+            int8 of T x F values.
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    feats = np.asarray(features_int8)
+    t, f = cfg.feature_shape
+    if feats.ndim != 2 or feats.shape[1] != f or feats.shape[0] < t or feats.dtype != np.int8:
+        raise ValueError(f"features must be int8 of shape (frames >= {t}, {f}), got "
+                         f"{feats.dtype} {feats.shape}")
+    kwargs = {} if arena_size is None else {"arena_size": int(arena_size)}
+    interpreter = runtime.Interpreter.from_bytes(bytes(tflite_bytes), **kwargs)
+    details = interpreter.get_input_details(0)
+    shape = tuple(int(d) for d in details["shape"])
+    if details["dtype"] != np.int8 or int(np.prod(shape)) != t * f:
+        raise ValueError(f"model input must be int8 with {t}x{f} values, got "
+                         f"{details['dtype']} {shape}")
+    times = window_end_times_ms(len(feats), cfg)
+    outputs = []
+    for k in range(len(times)):
+        interpreter.set_input(feats[k:k + t].reshape(shape), 0)  # (1, T, F, 1)
+        interpreter.invoke()
+        outputs.append(np.asarray(interpreter.get_output(0)).reshape(-1).astype(np.int8))
+    return times.astype(np.int64), np.stack(outputs)
+
+
+def recognize(times_ms, scores, labels, *, average_window_ms: int = 1000,
+              detection_threshold: int = 200, suppression_ms: int = 1500,
+              minimum_count: int = 3, include_background: bool = False) -> list[Detection]:
+    """RecognizeCommands over a score sequence; returns the new commands.
+
+    Args:
+        times_ms: (K,) non-decreasing window end times.
+        scores: int8 (K, C).
+        labels: C class names; names starting with "_" (``_silence_``, ``_unknown_``) are
+            dropped from the result unless include_background.
+    """
+    rc = RecognizeCommands(len(labels), average_window_ms, detection_threshold,
+                           suppression_ms, minimum_count)
+    out = []
+    for t, s in zip(times_ms, scores):
+        r = rc.process_latest_results(s, int(t))
+        if r.is_new_command and (include_background or not labels[r.label_index].startswith("_")):
+            out.append(Detection(labels[r.label_index], int(t), r.score))
+    return out
+
+
+def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Config(), *,
+                  arena_size: int | None = None, include_background: bool = False,
+                  **recognize_kwargs) -> list[Detection]:
+    """Keyword detections in a long int16 recording, as the firmware would report them.
+
+    Features of the whole stream once (``kwslab.frontend.compute_raw``, then ``to_int8``),
+    a T-frame window every frame, the model in TFLM, RecognizeCommands.
+
+    Args:
+        audio_int16: int16 mono PCM at cfg.frontend.sample_rate_hz, shape (S,), at least
+            one clip long (16000 samples).
+        tflite_bytes: the int8 model.
+        cfg: the config the model was trained with (frontend, labels).
+        arena_size: TFLM arena bytes (None: interpreter default).
+        include_background: also report ``_silence_``/``_unknown_`` commands.
+        **recognize_kwargs: average_window_ms, detection_threshold, suppression_ms,
+            minimum_count.
+    Returns:
+        Detections in time order.
+    Raises:
+        TypeError: if the audio is not int16.
+        ValueError: if the audio is shorter than one clip.
+    """
+    from kwslab import frontend
+
+    audio = np.asarray(audio_int16)
+    if audio.dtype != np.int16:
+        raise TypeError(f"audio must be int16 PCM, got {audio.dtype}")
+    if audio.ndim != 1 or len(audio) < cfg.frontend.clip_samples:
+        raise ValueError(f"audio must be 1-D with at least {cfg.frontend.clip_samples} "
+                         f"samples, got shape {audio.shape}")
+    raw = frontend.compute_raw(audio, cfg.frontend)  # (frames, F) uint16
+    times, scores = stream_scores(frontend.to_int8(raw), tflite_bytes, cfg.frontend,
+                                  arena_size=arena_size)
+    return recognize(times, scores, list(cfg.data.labels),
+                     include_background=include_background, **recognize_kwargs)
+
+
+def stitch_recording(clips, noise: np.ndarray | None = None, gap_ms: int = 1000, *,
+                     sample_rate_hz: int = 16_000, noise_volume: float = 0.1,
+                     lead_ms: int = 1000, seed: int = 0) -> tuple[np.ndarray, list[Keyword]]:
+    """A long int16 recording of clips separated by gaps, over background noise.
+
+    Layout: lead_ms of noise, then each clip followed by gap_ms, then lead_ms. Noise (tiled
+    from a random offset) is added at noise_volume over the whole recording, and the sum is
+    clipped to int16.
+
+    Args:
+        clips: sequence of (audio, label); audio is float in [-1, 1] or int16, mono.
+        noise: background noise (float or int16, any length > 0), or None for silence.
+        gap_ms: silence/noise between clips, ms (>= 0).
+        sample_rate_hz, noise_volume, lead_ms, seed: as named.
+    Returns:
+        (audio int16 (S,), keywords: one Keyword per clip with its [start_ms, end_ms)).
+    Raises:
+        ValueError: if clips is empty or gap_ms / lead_ms are negative.
+    Source: TensorFlow ``speech_commands/generate_streaming_test_wav.py`` (idea).
+    """
+    clips = list(clips)
+    if not clips:
+        raise ValueError("clips is empty; expected (audio, label) pairs")
+    if gap_ms < 0 or lead_ms < 0:
+        raise ValueError(f"gap_ms={gap_ms} and lead_ms={lead_ms} must be >= 0")
+
+    def as_float(a):
+        a = np.asarray(a)
+        return a.astype(np.float32) / 32768.0 if a.dtype == np.int16 else a.astype(np.float32)
+
+    gap = gap_ms * sample_rate_hz // 1000
+    lead = lead_ms * sample_rate_hz // 1000
+    pieces, keywords, pos = [np.zeros(lead, np.float32)], [], lead
+    for audio, label in clips:
+        a = as_float(audio).reshape(-1)
+        keywords.append(Keyword(str(label), pos * 1000 // sample_rate_hz,
+                                (pos + len(a)) * 1000 // sample_rate_hz))
+        pieces += [a, np.zeros(gap, np.float32)]
+        pos += len(a) + gap
+    pieces.append(np.zeros(lead, np.float32))
+    out = np.concatenate(pieces)
+    if noise is not None and noise_volume > 0:
+        n = as_float(noise).reshape(-1)
+        if len(n) == 0:
+            raise ValueError("noise is empty")
+        start = int(np.random.default_rng(seed).integers(len(n)))
+        idx = (start + np.arange(len(out))) % len(n)
+        out = out + noise_volume * n[idx]
+    return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16), keywords
+
+
+def score_detections(detections, truth, tolerance_ms: int = 500,
+                     duration_ms: float | None = None) -> dict:
+    """Recall and false alarms of detections against known keywords.
+
+    A detection matches a keyword with the same label when start_ms <= time_ms <= end_ms +
+    tolerance_ms (the device fires after the word, when the averaged window is confident);
+    each keyword and each detection is matched at most once, in time order. Unmatched
+    detections are false alarms.
+
+    Args:
+        detections: Detection-like items with .label and .time_ms.
+        truth: Keyword items (label, start_ms, end_ms).
+        tolerance_ms: allowed delay after the clip end, ms.
+        duration_ms: recording length, for false alarms per hour (None: NaN).
+    Returns:
+        dict with hits, misses, false_alarms (ints), recall (hits / len(truth), NaN if no
+        truth) and false_alarms_per_hour.
+    Example: truth yes@[1000, 2000), no@[3000, 4000); detections yes@1800, yes@2600,
+    no@3900 over 3.6e6 ms -> hits 2, misses 0, false alarms 1 (yes@2600 is past
+    2000 + 500), recall 1.0, 1.0 false alarms per hour.
+    """
+    dets = sorted(detections, key=lambda d: d.time_ms)
+    used = [False] * len(dets)
+    hits = 0
+    for kw in sorted(truth, key=lambda k: k.start_ms):
+        for i, d in enumerate(dets):
+            if (not used[i] and d.label == kw.label
+                    and kw.start_ms <= d.time_ms <= kw.end_ms + tolerance_ms):
+                used[i] = True
+                hits += 1
+                break
+    false_alarms = used.count(False)
+    n = len(truth)
+    per_hour = (false_alarms / (duration_ms / 3_600_000.0)
+                if duration_ms else float("nan"))
+    return {"hits": hits, "misses": n - hits, "false_alarms": false_alarms,
+            "recall": hits / n if n else float("nan"), "false_alarms_per_hour": per_hour}
+
+
+def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``kwslab detect``: wav, --model, --config, --arena-size."""
+    parser.add_argument("wav", type=Path, help="16 kHz mono WAV to scan")
+    parser.add_argument("--model", type=Path, required=True, help="int8 .tflite model")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config JSON saved with the model (default: Config())")
+    parser.add_argument("--arena-size", type=int, default=None, help="TFLM arena bytes")
+
+
+def main_detect(args: argparse.Namespace) -> list[Detection]:
+    """``kwslab detect``: print one line per detection (label, time in ms, score)."""
+    import json
+
+    import soundfile as sf
+
+    cfg = Config()
+    if args.config is not None:
+        cfg = Config.from_dict(json.loads(Path(args.config).read_text()))
+    audio, sr = sf.read(str(args.wav), dtype="int16", always_2d=False)
+    if sr != cfg.frontend.sample_rate_hz or np.asarray(audio).ndim != 1:
+        raise ValueError(f"{args.wav}: expected mono {cfg.frontend.sample_rate_hz} Hz audio, "
+                         f"got {sr} Hz with shape {np.asarray(audio).shape}")
+    detections = detect_stream(audio, Path(args.model).read_bytes(), cfg,
+                               arena_size=args.arena_size)
+    for d in detections:
+        print(f"{d.label}\t{d.time_ms}\t{d.score}")
+    return detections

@@ -1,0 +1,523 @@
+"""Autograde a folder of student submissions against this repository's graded suite.
+
+`kwslab course grade SUBMISSIONS/ --out grades/`: each subfolder of SUBMISSIONS is one
+student's copy of the student tree (at least their student-editable `.py` files). For each:
+
+1. A fresh sandbox folder gets the instructor's pristine package (`src/`), the full graded
+   suite (public and hidden `tests/graded/*.py`, plus `tests/conftest.py` files) from THIS
+   repository, and the grader's pytest plugin and config. Only the student-editable files
+   (the `.py` files holding solution blocks, `kwslab.course.student_files`) are taken from
+   the submission, and only as regular files (a symlink or a file over 1 MB is graded as the
+   unfilled stub, as is a missing file: a missing file must never fall back to the solution).
+   Everything but the plugin's output and temp folders is made read-only.
+2. pytest runs there in a child process: one run over all graded files, and if that run
+   dies without a report (e.g. `os._exit` at import), one run per file still unreported.
+   Limits: `prlimit` (address space `--memory-mb`, file size, no core, process count), a
+   per-test `signal.alarm` (`--test-timeout`, from the plugin), and a hard wall-clock limit
+   per submission (`--time-limit`) after which the process group is killed.
+   Isolation, the first that works here: (a) as root, `unshare --net --pid --fork
+   --kill-child` + `setpriv` to uid/gid 65534 (no network, the pid namespace dies with its
+   first process, read-only files are really read-only); (b) `unshare --user
+   --map-root-user --net --pid`; (c) `bwrap --unshare-net --unshare-pid`; (d) none, with the
+   plugin refusing socket connections (weak). The mode used is written to each result.
+3. Scores: the test ids and points (`@pytest.mark.graded(points=N)`) come from a collection
+   run over the instructor's own repository, never from the submission. The child writes
+   pytest's junit XML; a test earns its points only when its junit entry says passed.
+   Report entries that are not in the instructor's list are ignored and flagged.
+4. Output, written as each submission finishes (a crash in one never loses another):
+   `<out>/<student>/results.json` (Gradescope format), `<out>/<student>/feedback.md`, and a
+   row of `<out>/grades.csv` (per-test points, total, max, status); `--nbgrader-csv` merges
+   an nbgrader gradebook export (`nbgrader export`) for the notebooks' cells into the CSV.
+
+Threat model, honestly: student code runs in the same process as the tests (the tests
+import it). It cannot change the tests on disk (read-only, another uid in mode (a)) nor see
+them before the graded run (they are copied in only for it), and it has no network. But
+while it runs it can read the test files, including hidden tests, and print them (hidden
+tests' output is marked `after_published` and left out of feedback.md), and it could tamper
+with pytest in-process (monkeypatching, rewriting the junit file at exit). Against the
+latter there is no cheap defence in one process; the ids check catches clumsy forgeries, and
+an instructor should read the code of any surprising score.
+
+Source: Gradescope autograder specifications (results.json); pytest junitxml; Linux
+unshare(1), setpriv(1), prlimit(1).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from kwslab import course
+
+NOBODY = 65534
+MAX_STUDENT_FILE_BYTES = 1_000_000
+MAX_OUTPUT_CHARS = 4000
+PLUGIN = "kwslab_grader_plugin"
+PYTEST_INI = """[pytest]
+markers =
+    graded: a graded student test
+    slow: slow test
+    tflm: runs the TFLite Micro interpreter
+"""
+
+
+@dataclass(frozen=True)
+class GradedTest:
+    """One graded test of the instructor's suite, as collected from the instructor repo."""
+    nodeid: str
+    classname: str
+    name: str
+    path: str
+    line: int
+    points: float
+    hidden: bool
+
+
+@dataclass
+class TestResult:
+    test: GradedTest
+    status: str  # passed, failed, error, skipped, not run
+    output: str = ""
+
+    @property
+    def score(self) -> float:
+        return self.test.points if self.status == "passed" else 0.0
+
+
+@dataclass
+class StudentResult:
+    student: str
+    tests: list[TestResult] = field(default_factory=list)
+    status: str = "graded"
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    sandbox: str = ""
+
+    @property
+    def score(self) -> float:
+        return sum(t.score for t in self.tests)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.test.points for t in self.tests)
+
+
+# ---------------------------------------------------------------- sandbox
+def _child_env(sandbox: Path, extra: dict[str, str]) -> dict[str, str]:
+    tmp = sandbox / "tmp"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp),
+           "TMPDIR": str(tmp), "MPLCONFIGDIR": str(tmp), "LANG": "C.UTF-8",
+           "PYTHONPATH": f"{sandbox / 'src'}{os.pathsep}{sandbox / '_grader'}",
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # needed on some CPUs here
+        if key in os.environ:
+            env[key] = os.environ[key]
+    env.update(extra)
+    return env
+
+
+@lru_cache(maxsize=None)
+def isolation() -> tuple[tuple[str, ...], str]:
+    """(command prefix, description) of the strongest isolation that works on this host."""
+    candidates = []
+    if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("setpriv"):
+        candidates.append((("unshare", "--net", "--pid", "--fork", "--kill-child", "setpriv",
+                            f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"),
+                           f"unshare net+pid namespaces, uid {NOBODY}"))
+    if shutil.which("unshare"):
+        candidates.append((("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork",
+                            "--kill-child", "--"), "unshare user+net+pid namespaces"))
+    if shutil.which("bwrap"):
+        candidates.append((("bwrap", "--dev-bind", "/", "/", "--unshare-net", "--unshare-pid",
+                            "--die-with-parent", "--"), "bwrap net+pid namespaces"))
+    for prefix, what in candidates:
+        probe = subprocess.run([*prefix, sys.executable, "-c", "import socket, sys; "
+                                "s = socket.socket(); s.settimeout(1); "
+                                "sys.exit(0 if s.connect_ex(('127.0.0.1', 9)) else 1)"],
+                               capture_output=True, timeout=60)
+        if probe.returncode == 0:
+            return prefix, what
+    return (), "no namespace available: sockets blocked by the pytest plugin (weak)"
+
+
+def _as_sandbox_user(path: Path) -> None:
+    if os.geteuid() == 0 and isolation()[1].endswith(f"uid {NOBODY}"):
+        os.chown(path, NOBODY, NOBODY)
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=False, ignore=shutil.ignore_patterns(
+        "__pycache__", "*.pyc", "*.egg-info", ".pytest_cache"))
+
+
+def _read_only(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+
+
+def build_sandbox(repo: Path, submission: Path, sandbox: Path, editable: list[str]
+                  ) -> list[str]:
+    """Fill sandbox from the instructor repo and the submission's editable files.
+
+    Returns:
+        notes on the submission's files (missing, symlink, too large).
+    """
+    notes = []
+    sandbox.chmod(0o755)
+    _copy_tree(repo / "src", sandbox / "src")
+    graded_dir = sandbox / "tests" / "graded"
+    graded_dir.mkdir(parents=True)
+    for conftest in [repo / "tests" / "conftest.py"]:
+        if conftest.is_file():
+            shutil.copy(conftest, sandbox / "tests" / "conftest.py")
+    for path in sorted((repo / "tests" / "graded").glob("*.py")):
+        shutil.copy(path, graded_dir / path.name)
+    for rel in editable:
+        target, given = sandbox / rel, submission / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        problem = None
+        if given.is_symlink():
+            problem = "is a symbolic link"
+        elif not given.is_file():
+            problem = "is missing"
+        elif given.stat().st_size > MAX_STUDENT_FILE_BYTES:
+            problem = f"is larger than {MAX_STUDENT_FILE_BYTES} bytes"
+        if problem:
+            notes.append(f"{rel} {problem}: graded as the unfilled stub")
+            stub, _ = course.strip_solutions((repo / rel).read_text(encoding="utf-8"), rel)
+            target.write_text(stub, encoding="utf-8")
+        else:
+            target.write_bytes(given.read_bytes())
+    grader = sandbox / "_grader"
+    grader.mkdir()
+    shutil.copy(Path(__file__).with_name("grading_plugin.py"), grader / f"{PLUGIN}.py")
+    (grader / "pytest.ini").write_text(PYTEST_INI)
+    for part in ("src", "tests", "_grader"):
+        _read_only(sandbox / part)
+    for part in ("out", "tmp"):
+        (sandbox / part).mkdir()
+        _as_sandbox_user(sandbox / part)
+    (sandbox / "log").mkdir(mode=0o700)
+    return notes
+
+
+def _remove(path: Path) -> None:
+    def make_writable(func, p, exc):
+        os.chmod(os.path.dirname(p), 0o755)
+        os.chmod(p, 0o755)
+        func(p)
+    shutil.rmtree(path, onerror=make_writable)
+
+
+# ---------------------------------------------------------------- running pytest
+@dataclass
+class Run:
+    junit: Path
+    returncode: int | None
+    timed_out: bool
+    log_tail: str
+
+
+def run_pytest(sandbox: Path, files: list[str], tag: str, timeout_s: float,
+               test_timeout_s: int, memory_mb: int, extra_env: dict | None = None,
+               collect: Path | None = None) -> Run:
+    """Run pytest on files inside sandbox under the limits; never raises on student code."""
+    prefix, mode = isolation()
+    junit = sandbox / "out" / f"junit-{tag}.xml"
+    env = _child_env(sandbox, {"KWSLAB_GRADER_TEST_TIMEOUT_S": str(test_timeout_s),
+                               **(extra_env or {})})
+    if not prefix:
+        env["KWSLAB_GRADER_BLOCK_NETWORK"] = "1"
+    limits = ["prlimit", f"--as={memory_mb * 2**20}", f"--fsize={256 * 2**20}", "--core=0",
+              "--nproc=2000", "--"] if shutil.which("prlimit") else []
+    cmd = [*limits, *prefix, sys.executable, "-m", "pytest", *files,
+           "-c", str(sandbox / "_grader" / "pytest.ini"), "--rootdir", str(sandbox),
+           "-p", PLUGIN, "-p", "no:cacheprovider", "--junitxml", str(junit),
+           "-o", "junit_family=xunit2", "--basetemp", str(sandbox / "tmp" / "pytest"),
+           "-q", "--tb=short", "--color=no", "-W", "ignore::DeprecationWarning"]
+    if collect is not None:
+        cmd += ["--collect-only"]
+        env["KWSLAB_GRADER_COLLECT"] = str(collect)
+    log_path = sandbox / "log" / f"{tag}.txt"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=sandbox, env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        timed_out = False
+        try:
+            proc.wait(timeout=max(timeout_s, 1))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # also any stray children
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    with open(log_path, "rb") as log:
+        log.seek(max(0, log_path.stat().st_size - MAX_OUTPUT_CHARS))
+        tail = log.read().decode("utf-8", errors="replace")
+    return Run(junit, None if timed_out else proc.returncode, timed_out, tail)
+
+
+def parse_junit(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(classname, name): (status, output)} from a junit XML file; {} if absent/broken."""
+    if not path.is_file() or path.stat().st_size > 50 * 2**20:
+        return {}
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError:
+        return {}
+    results = {}
+    for case in root.iter("testcase"):
+        status, output = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                status = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
+                output = (child.get("message") or "") + "\n" + (child.text or "")
+                break
+        key = (case.get("classname", ""), case.get("name", ""))
+        if key in results and results[key][0] != "passed":
+            continue  # keep the first failure (e.g. a passed call with an erroring teardown)
+        results[key] = (status, output.strip()[-MAX_OUTPUT_CHARS:])
+    return results
+
+
+# ---------------------------------------------------------------- collection (instructor)
+def collect_graded(repo: Path, timeout_s: float = 300) -> list[GradedTest]:
+    """The graded tests of repo's `tests/graded/`, with points, from the instructor's code.
+
+    Raises:
+        RuntimeError: if collection fails or finds no graded test.
+    """
+    repo = Path(repo).resolve()
+    files = sorted(p.relative_to(repo).as_posix() for p in (repo / "tests/graded").glob(
+        "test_*.py"))
+    if not files:
+        raise RuntimeError(f"no graded test files: {repo}/tests/graded/test_*.py")
+    with tempfile.TemporaryDirectory(prefix="kwslab-collect-") as tmp:
+        sandbox = Path(tmp)
+        editable = course.student_files(repo)
+        build_sandbox(repo, repo, sandbox, editable)  # the instructor's own solution
+        listing = sandbox / "out" / "collected.json"
+        run = run_pytest(sandbox, files, "collect", timeout_s, 0, 8192, collect=listing)
+        if run.returncode != 0 or not listing.is_file():
+            raise RuntimeError(f"collecting {repo}/tests/graded failed (exit "
+                               f"{run.returncode}):\n{run.log_tail}")
+        records = json.loads(listing.read_text())
+    hidden_lines = {f: course.hidden_line_ranges((repo / f).read_text(), f) for f in files}
+    tests = [GradedTest(r["nodeid"], r["classname"], r["name"], r["path"], r["line"],
+                        float(r["points"]),
+                        any(a <= r["line"] <= b for a, b in hidden_lines.get(r["path"], [])))
+             for r in records if r["points"] is not None]
+    if not tests:
+        raise RuntimeError(f"no test in {repo}/tests/graded is marked "
+                           "@pytest.mark.graded(points=N)")
+    return tests
+
+
+# ---------------------------------------------------------------- one submission
+def grade_submission(repo: Path, submission: Path, tests: list[GradedTest],
+                     editable: list[str], time_limit_s: float = 300,
+                     test_timeout_s: int = 60, memory_mb: int = 4096,
+                     workdir: Path | None = None) -> StudentResult:
+    """Grade one student folder; problems with the submission become results, not errors."""
+    start = time.monotonic()
+    result = StudentResult(student=submission.name, sandbox=isolation()[1])
+    sandbox = Path(tempfile.mkdtemp(prefix="kwslab-grade-", dir=workdir))
+    try:
+        result.notes += build_sandbox(repo, submission, sandbox, editable)
+        files = sorted({t.path for t in tests})
+        outcomes: dict[tuple[str, str], tuple[str, str]] = {}
+        file_notes: dict[str, str] = {}
+
+        def remaining() -> float:
+            return time_limit_s - (time.monotonic() - start)
+
+        run = run_pytest(sandbox, files, "all", remaining(), test_timeout_s, memory_mb)
+        outcomes.update(parse_junit(run.junit))
+        def reported(f: str) -> bool:  # a test result, or a collection error of f
+            return ("", f[:-3].replace("/", ".")) in outcomes or any(
+                (t.classname, t.name) in outcomes for t in tests if t.path == f)
+
+        todo = [f for f in files if not reported(f)]
+        if run.timed_out:
+            result.notes.append(f"time limit of {time_limit_s:.0f} s reached; stopped")
+            file_notes.update({f: "not run: submission time limit reached" for f in todo})
+        elif todo:
+            result.notes.append(f"pytest exited with code {run.returncode} without a full "
+                                f"report; files rerun one by one: {', '.join(todo)}")
+            for i, f in enumerate(todo):
+                if remaining() <= 0:
+                    file_notes[f] = "not run: submission time limit reached"
+                    continue
+                one = run_pytest(sandbox, [f], f"file{i}", remaining(), test_timeout_s,
+                                 memory_mb)
+                outcomes.update(parse_junit(one.junit))
+                why = ("time limit reached" if one.timed_out else
+                       f"pytest exited with code {one.returncode} before reporting")
+                file_notes[f] = f"not run: {why}; last output:\n{one.log_tail[-1500:]}"
+        expected = {(t.classname, t.name) for t in tests}
+        for t in tests:
+            status, output = outcomes.get((t.classname, t.name), (None, ""))
+            if status is None:
+                collect_error = outcomes.get(("", t.path[:-3].replace("/", ".")))
+                status, output = ("error", "collection failed: " + collect_error[1]) \
+                    if collect_error else ("not run", file_notes.get(t.path, "not reported"))
+            result.tests.append(TestResult(t, status, output))
+        unexpected = [f"{c}::{n}" for c, n in outcomes
+                      if (c, n) not in expected and c and (c, n) != ("pytest", "internal")]
+        if unexpected:
+            result.notes.append("report entries not in the instructor's suite (ignored): "
+                                + ", ".join(sorted(unexpected)[:10]))
+    except Exception as e:  # grader trouble with this submission: record, go on
+        result.status = f"error: {type(e).__name__}: {e}"
+        result.tests = [TestResult(t, "not run", result.status) for t in tests]
+    finally:
+        _remove(sandbox)
+        result.seconds = time.monotonic() - start
+    return result
+
+
+# ---------------------------------------------------------------- outputs
+def write_student(result: StudentResult, folder: Path) -> None:
+    """results.json (Gradescope) and feedback.md for one student."""
+    folder.mkdir(parents=True, exist_ok=True)
+    header = [f"Graded in a sandbox ({result.sandbox}).", *result.notes]
+    if result.status != "graded":
+        header.insert(0, result.status)
+    gradescope = {
+        "score": result.score, "execution_time": round(result.seconds, 2),
+        "output": "\n".join(header),
+        "tests": [{"name": t.test.nodeid, "score": t.score, "max_score": t.test.points,
+                   "status": "passed" if t.status == "passed" else "failed",
+                   "output": t.output if t.status != "passed" else "",
+                   "visibility": "after_published" if t.test.hidden else "visible"}
+                  for t in result.tests]}
+    (folder / "results.json").write_text(json.dumps(gradescope, indent=1))
+    lines = [f"# Feedback for {result.student}", "",
+             f"Score: **{result.score:g} / {result.max_score:g}**", ""]
+    lines += [f"- {h}" for h in header] + ["", "| test | points | result |",
+                                           "|---|---|---|"]
+    public = [t for t in result.tests if not t.test.hidden]
+    hidden = [t for t in result.tests if t.test.hidden]
+    lines += [f"| `{t.test.name}` | {t.score:g} / {t.test.points:g} | {t.status} |"
+              for t in public]
+    if hidden:
+        lines += [f"| hidden tests ({sum(t.status == 'passed' for t in hidden)} of "
+                  f"{len(hidden)} passed) | {sum(t.score for t in hidden):g} / "
+                  f"{sum(t.test.points for t in hidden):g} | |"]
+    for t in public:
+        if t.status != "passed" and t.output:
+            lines += ["", f"## `{t.test.name}`: {t.status}", "", "```",
+                      t.output[-1500:], "```"]
+    (folder / "feedback.md").write_text("\n".join(lines) + "\n")
+
+
+def read_nbgrader_csv(path: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """({student_id: {assignment: score}}, {assignment: max_score}) from `nbgrader export`."""
+    scores: dict[str, dict[str, float]] = {}
+    maxima: dict[str, float] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            a = f"nbgrader:{row['assignment']}"
+            scores.setdefault(row["student_id"], {})[a] = float(row["score"] or 0)
+            maxima[a] = max(maxima.get(a, 0.0), float(row["max_score"] or 0))
+    return scores, maxima
+
+
+def write_csv(path: Path, results: list[StudentResult], tests: list[GradedTest],
+              nbgrader: tuple[dict, dict] | None = None) -> None:
+    """grades.csv: student, per-test points, [nbgrader columns], total, max, status."""
+    scores, maxima = nbgrader or ({}, {})
+    extra = sorted(maxima)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["student", *[t.nodeid for t in tests], *extra, "total", "max", "status"])
+        for r in sorted(results, key=lambda r: r.student):
+            by_id = {x.test.nodeid: x.score for x in r.tests}
+            nb = [scores.get(r.student, {}).get(a, 0.0) for a in extra]
+            w.writerow([r.student, *[f"{by_id.get(t.nodeid, 0):g}" for t in tests],
+                        *[f"{s:g}" for s in nb], f"{r.score + sum(nb):g}",
+                        f"{r.max_score + sum(maxima.values()):g}", r.status])
+    tmp.replace(path)
+
+
+def grade_all(repo: Path, submissions: Path, out: Path, jobs: int = 1,
+              time_limit_s: float = 300, test_timeout_s: int = 60, memory_mb: int = 4096,
+              nbgrader_csv: Path | None = None, progress: bool = True
+              ) -> list[StudentResult]:
+    """Grade every subfolder of submissions; write each result as soon as it is done."""
+    from tqdm import tqdm
+    repo, submissions, out = Path(repo).resolve(), Path(submissions), Path(out)
+    students = sorted(p for p in submissions.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
+    if not students:
+        raise FileNotFoundError(f"no submission folders in {submissions}")
+    tests = collect_graded(repo)
+    editable = course.student_files(repo)
+    nbgrader = read_nbgrader_csv(nbgrader_csv) if nbgrader_csv else None
+    out.mkdir(parents=True, exist_ok=True)
+    done: list[StudentResult] = []
+    lock = threading.Lock()
+
+    def one(sub: Path) -> StudentResult:
+        r = grade_submission(repo, sub, tests, editable, time_limit_s, test_timeout_s,
+                             memory_mb)
+        with lock:
+            write_student(r, out / r.student)
+            done.append(r)
+            write_csv(out / "grades.csv", done, tests, nbgrader)
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, s) for s in students]
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="grade",
+                        disable=not progress):
+            fut.result()
+    return sorted(done, key=lambda r: r.student)
+
+
+def summary_table(results: list[StudentResult]) -> str:
+    width = max(len("student"), *(len(r.student) for r in results))
+    rows = [f"{'student':<{width}}  {'score':>12}  {'seconds':>7}  status",
+            "-" * (width + 32)]
+    rows += [f"{r.student:<{width}}  {r.score:>5g} / {r.max_score:<4g}  {r.seconds:>7.1f}  "
+             f"{r.status}{' (' + r.notes[0][:60] + ')' if r.notes else ''}" for r in results]
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------- command line
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("submissions", type=Path, help="folder with one subfolder per student")
+    p.add_argument("--out", type=Path, default=Path("grades"))
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    p.add_argument("--time-limit", type=float, default=300,
+                   help="hard wall-clock limit per submission, s")
+    p.add_argument("--test-timeout", type=int, default=60, help="limit per test, s")
+    p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit, MiB")
+    p.add_argument("--nbgrader-csv", type=Path,
+                   help="`nbgrader export` CSV to merge (notebook scores)")
+
+
+def run_from_args(repo: Path, args: argparse.Namespace) -> int:
+    results = grade_all(repo, args.submissions, args.out, args.jobs, args.time_limit,
+                        args.test_timeout, args.memory_mb, args.nbgrader_csv)
+    print(summary_table(results))
+    print(f"wrote {args.out / 'grades.csv'} and {len(results)} results.json/feedback.md "
+          f"(sandbox: {isolation()[1]})")
+    return 0
