@@ -378,3 +378,55 @@ def test_outputs_csv_results_json_and_feedback(graded_batch):
     feedback = (out / "huge_stdout/feedback.md").read_text()
     assert "Score: **6 / 6**" in feedback and len(feedback) < 5000
     assert "test_add_hidden_large" not in (out / "release/feedback.md").read_text()
+
+
+# ---------------------------------------------------------------- nbgrader, real repository
+@pytest.mark.slow
+def test_nbgrader_generate_assignment_strips_py_and_notebook(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    real_config = Path(__file__).resolve().parents[1] / "course" / "nbgrader_config.py"
+    (repo / "course" / "nbgrader_config.py").write_text(real_config.read_text())
+    course.nbgrader_source(repo, "kwslab")
+    env = {**os.environ, "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(Path(PY).parent / "nbgrader"), "generate_assignment", "kwslab", "--force"]
+    run = subprocess.run(cmd, cwd=repo / "course", env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rel = repo / "course/release/kwslab"
+    assert "raise NotImplementedError()" in (rel / "src/minilab/mini.py").read_text()
+    assert not course.find_leaks(rel, ["test_add_hidden_large"])
+    (repo / "course/source/kwslab/leak.txt").write_text(f"{BH}\n")
+    run = subprocess.run(cmd, cwd=repo / "course", env=env, capture_output=True, text=True)
+    assert run.returncode != 0 and "leak.txt:1" in run.stderr
+
+
+REAL_REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not list((REAL_REPO / "tests/graded").glob("test_*.py")),
+                    reason="no graded tests in this repository")
+def test_real_release_has_no_leak_and_its_graded_tests_all_fail(tmp_path):
+    out = tmp_path / "student"
+    report = course.release(REAL_REPO, out, untracked=True)
+    assert report.solution_blocks > 0 and report.hidden_blocks > 0
+    assert not (out / "tests/instructor").exists()
+    env = {**os.environ, "PYTHONPATH": str(out / "src")}
+    run = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=no",
+                          "-o", "addopts=", "tests/graded"], cwd=out, env=env,
+                         capture_output=True, text=True)
+    summary = run.stdout.strip().splitlines()[-1]
+    assert " failed" in summary and " passed" not in summary, summary
+
+
+def test_loop_that_swallows_the_alarm_is_killed_at_the_hard_time_limit(repo, tmp_path):
+    body = ("    import time\n    while True:\n        try:\n            time.sleep(0.2)\n"
+            "        except BaseException:\n            pass\n")
+    submission(tmp_path, "stubborn", mini_module(body))
+    tests = grading.collect_graded(repo)
+    result = grading.grade_submission(repo, tmp_path / "stubborn", tests,
+                                      course.student_files(repo), time_limit_s=4,
+                                      test_timeout_s=1, memory_mb=1024)
+    assert points(result) == (0, 0, 0)
+    assert any("time limit of 4 s reached" in n for n in result.notes)
+    assert 4 <= result.seconds < 15
+    assert {t.status for t in result.tests} == {"not run"}

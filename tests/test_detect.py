@@ -95,8 +95,8 @@ def test_recognize_drops_background_labels():
 
 
 def test_window_end_times_match_micro_speech_framing():
-    # window k ends at (480 + 320 * (k + 48)) / 16 ms: 1000, 1020, 1040 for 51 frames.
-    assert window_end_times_ms(51, FrontendConfig()).tolist() == [1000, 1020, 1040]
+    # window k ends at (480 + 320 * (k + 48)) / 16 ms: 990, 1010, 1030 for 51 frames.
+    assert window_end_times_ms(51, FrontendConfig()).tolist() == [990, 1010, 1030]
 
 
 def test_stitch_recording_places_clips_and_reports_times():
@@ -157,7 +157,7 @@ def test_first_stream_window_equals_single_clip_pipeline():
     model = _committed_model()
     q = frontend.to_int8(frontend.compute_raw(audio, cfg.frontend))
     times, scores = stream_scores(q, model, cfg.frontend)
-    assert times.tolist() == [1000, 1020, 1040, 1060, 1080, 1100]
+    assert times.tolist() == [990, 1010, 1030, 1050, 1070, 1090]
     q0 = frontend.to_int8(frontend.compute_raw(audio[:16000], cfg.frontend))
     _, s0 = stream_scores(q0, model, cfg.frontend)
     assert scores.shape == (6, cfg.data.num_classes)

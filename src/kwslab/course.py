@@ -45,7 +45,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-log = logging.getLogger(__name__)
 
 # Spelled in two parts so that this file itself passes the release's leak check.
 _B, _E = "BEGIN ", "END "

@@ -144,7 +144,7 @@ def window_end_times_ms(num_frames: int, cfg: FrontendConfig) -> np.ndarray:
 
     Window k covers frames k .. k + T - 1; its last frame ends at sample
     window_samples + stride_samples * (k + T - 1). Example (micro_speech): T = 49, the
-    first window ends at (480 + 320 * 48) / 16 = 1000 ms, the next at 1020 ms.
+    first window ends at (480 + 320 * 48) / 16 = 990 ms, the next at 1010 ms.
     """
     last_frames = np.arange(cfg.num_frames - 1, num_frames)
     end_samples = cfg.window_samples + cfg.stride_samples * last_frames

@@ -181,9 +181,8 @@ def build_sandbox(repo: Path, submission: Path, sandbox: Path, editable: list[st
     _copy_tree(repo / "src", sandbox / "src")
     graded_dir = sandbox / "tests" / "graded"
     graded_dir.mkdir(parents=True)
-    for conftest in [repo / "tests" / "conftest.py"]:
-        if conftest.is_file():
-            shutil.copy(conftest, sandbox / "tests" / "conftest.py")
+    if (repo / "tests" / "conftest.py").is_file():  # shared fixtures (instructor's copy)
+        shutil.copy(repo / "tests" / "conftest.py", sandbox / "tests" / "conftest.py")
     for path in sorted((repo / "tests" / "graded").glob("*.py")):
         shutil.copy(path, graded_dir / path.name)
     for rel in editable:

@@ -92,7 +92,11 @@ def _per_axis(t: torch.Tensor, ndim: int, axis: int | None) -> torch.Tensor:
 
 
 def _check_per_axis(x: torch.Tensor, scale: torch.Tensor, axis: int | None) -> None:
-    if axis is not None and scale.numel() != x.shape[axis]:
+    if axis is None:
+        return
+    if not -x.dim() <= axis < x.dim():
+        raise ValueError(f"axis={axis} is out of range for a {x.dim()}-D tensor")
+    if scale.numel() != x.shape[axis]:
         raise ValueError(f"per-channel scale has {scale.numel()} values but x has "
                          f"{x.shape[axis]} along axis={axis} (shape {tuple(x.shape)})")
 

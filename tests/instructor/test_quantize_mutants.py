@@ -6,8 +6,8 @@ tests/graded/test_quantize.py directly (they take no fixtures) with
 ``kwslab.quantize.<function>`` monkeypatched to the mutant, restricted to the graded tests
 that call that function (found by running the solution with spies), and asserts that at
 least one of them fails. It also builds the student release of the module
-(every ``### BEGIN SOLUTION`` block replaced by ``raise NotImplementedError()``, as the
-release tool does) and checks that every graded test fails on it, function by function and
+(``kwslab.course.strip_solutions``: every solution block replaced by
+``raise NotImplementedError()``) and checks that every graded test fails on it, function by function and
 all together. Run with ``-s`` to see the kill-rate table.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from kwslab import course
 from kwslab import quantize as Q
 
 GRADED_FILE = Path(__file__).resolve().parents[1] / "graded" / "test_quantize.py"
@@ -101,17 +102,11 @@ def usage() -> dict[str, set[str]]:
 
 # ---- the student release of the module ----------------------------------------------------
 
-_BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[ \t]*\n",
-                    re.DOTALL | re.MULTILINE)
-
-
 def release_stub_module() -> types.ModuleType:
-    """kwslab.quantize with each solution block replaced as the release tool does."""
+    """kwslab.quantize as the student release has it (kwslab.course.strip_solutions)."""
     source = Path(Q.__file__).read_text()
-    stub_source, count = _BLOCK.subn(r"\1# YOUR CODE HERE\n\1raise NotImplementedError()\n",
-                                     source)
+    stub_source, count = course.strip_solutions(source, Q.__file__)
     assert count >= len(STUDENT_FUNCTIONS), f"only {count} solution blocks in {Q.__file__}"
-    assert "SOLUTION" not in stub_source, "a solution marker survived the release"
     module = types.ModuleType("kwslab_quantize_release")
     module.__file__ = Q.__file__
     exec(compile(stub_source, Q.__file__ + " (release)", "exec"), module.__dict__)
@@ -503,19 +498,13 @@ def test_kill_rate_is_100_percent():
     assert killed == len(MUTANTS)
 
 
-_HIDDEN = re.compile(r"^### BEGIN HIDDEN TESTS\n.*?^### END HIDDEN TESTS[ \t]*\n",
-                     re.DOTALL | re.MULTILINE)
-
-
 def _hidden_test_names() -> set[str]:
-    blocks = _HIDDEN.findall(GRADED_FILE.read_text())
-    return {name for block in blocks for name in re.findall(r"^def (test_\w+)", block, re.M)}
+    return set(course.hidden_test_names(GRADED_FILE.read_text(), str(GRADED_FILE)))
 
 
 def test_released_graded_file_keeps_only_public_tests():
-    source = GRADED_FILE.read_text()
-    released = _HIDDEN.sub("", source)
-    assert "HIDDEN TESTS" not in released, "a hidden-test marker survived the release"
+    released, count = course.strip_hidden_tests(GRADED_FILE.read_text(), str(GRADED_FILE))
+    assert count >= 1 and "HIDDEN TESTS" not in released
     compile(released, str(GRADED_FILE) + " (release)", "exec")
     public = set(re.findall(r"^def (test_\w+)", released, re.M))
     hidden = _hidden_test_names()

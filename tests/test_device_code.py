@@ -1,0 +1,284 @@
+"""The device C++: portable parts built and run on the host, everything syntax-checked for
+Cortex-M4 with arm-none-eabi-g++ against the stand-in headers in tests/device_stubs/.
+
+Compilers: g++ (host) and Debian's gcc-arm-none-eabi + libnewlib-arm-none-eabi +
+libstdc++-arm-none-eabi-newlib. Without them the tests skip, except under CI (env CI set),
+where they fail.
+"""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kwslab.detect import RecognizeCommands
+
+REPO = Path(__file__).resolve().parents[1]
+SKETCH = REPO / "arduino" / "kws_nano33ble"
+PORTABLE = SKETCH / "src" / "kws"
+PSOC_SOURCE = REPO / "psoc6" / "kws_psoc6" / "source"
+STUBS = REPO / "tests" / "device_stubs"
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
+             "-fsyntax-only", "-Wall", "-Wextra", "-Werror"]
+
+DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kws/audio_ring.h"
+#include "kws/feature_quant.h"
+#include "kws/feature_ring.h"
+#include "kws/labels.h"
+#include "kws/recognize_commands.h"
+
+int main(int argc, char** argv) {
+  if (argc < 2) return 1;
+  const char* mode = argv[1];
+  if (strcmp(mode, "quant") == 0) {  // int8 of every uint16 value, as raw bytes
+    for (int v = 0; v < 65536; ++v) {
+      int8_t q = kws::QuantizeFeature(static_cast<uint16_t>(v));
+      fwrite(&q, 1, 1, stdout);
+    }
+    return 0;
+  }
+  if (strcmp(mode, "rc") == 0) {  // rc C window threshold suppression minimum < "t s..."
+    const int c = atoi(argv[2]);
+    kws::RecognizeCommands rc(c, atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+    long t;
+    while (scanf("%ld", &t) == 1) {
+      int8_t s[16];
+      for (int i = 0; i < c; ++i) { int v; if (scanf("%d", &v) != 1) return 2; s[i] = (int8_t)v; }
+      kws::RecognizeResult r;
+      kws::RecognizeStatus st = rc.ProcessLatestResults(s, (int32_t)t, &r);
+      if (st != kws::RecognizeStatus::kOk) { printf("status %d\n", (int)st); continue; }
+      printf("%d %ld %d\n", r.label_index, (long)r.score, r.is_new_command ? 1 : 0);
+    }
+    return 0;
+  }
+  if (strcmp(mode, "ring") == 0) {  // 3 slices of 2; push 1..5 (slice k = {k, -k})
+    int8_t storage[6], window[6], slice[2];
+    kws::FeatureRing ring(storage, 3, 2);
+    for (int k = 1; k <= 5; ++k) {
+      slice[0] = (int8_t)k; slice[1] = (int8_t)-k;
+      ring.PushSlice(slice);
+      ring.CopyWindow(window);
+      printf("%d %d:", ring.size(), ring.full() ? 1 : 0);
+      for (int i = 0; i < 6; ++i) printf(" %d", window[i]);
+      printf("\n");
+    }
+    return 0;
+  }
+  if (strcmp(mode, "audio") == 0) {  // capacity 8: write 0..11, then reads
+    int16_t storage[8], chunk[12], out[8];
+    for (int i = 0; i < 12; ++i) chunk[i] = (int16_t)i;
+    kws::AudioRing ring(storage, 8);
+    ring.Write(chunk, 5);
+    printf("%d", ring.Read(0, 5, out) ? 1 : 0);          // 1: 0..4 present
+    printf(" %d", ring.Read(3, 3, out) ? 1 : 0);         // 0: sample 5 not written yet
+    ring.Write(chunk + 5, 7);                            // total 12, keeps 4..11
+    printf(" %d", ring.Read(3, 2, out) ? 1 : 0);         // 0: sample 3 overwritten
+    printf(" %d", ring.Read(4, 8, out) ? 1 : 0);         // 1: 4..11
+    for (int i = 0; i < 8; ++i) printf(" %d", out[i]);
+    printf(" %d", ring.Read(4, 2, out, 2) ? 1 : 0);      // 0: 4, 5 inside the 2-sample guard
+    printf(" %d\n", ring.Read(6, 2, out, 2) ? 1 : 0);    // 1
+    return 0;
+  }
+  if (strcmp(mode, "labels") == 0) {
+    const char* labels[] = {"_silence_", "_unknown_", "yes"};
+    const int8_t scores[] = {3, 9, 9};
+    printf("%s %s %s %d %d %d %d\n", kws::LabelFor(2, labels, 3), kws::LabelFor(3, labels, 3),
+           kws::LabelFor(-1, labels, 3), kws::ArgMax(scores, 3), kws::ArgMax(scores, 0),
+           kws::IsBackgroundLabel(labels[1]) ? 1 : 0, kws::IsBackgroundLabel(labels[2]) ? 1 : 0);
+    return 0;
+  }
+  return 1;
+}
+"""
+
+OPS_DRIVER = r"""
+#include <stdio.h>
+#include "model_settings.h"
+#include "kws/op_registration.h"
+#include "model_data.h"
+struct RecordingResolver {
+#define KWS_RECORD(name) int Add##name() { printf(#name "\n"); return 0; }
+  KWS_RECORD(Add) KWS_RECORD(AveragePool2D) KWS_RECORD(Concatenation) KWS_RECORD(Conv2D)
+  KWS_RECORD(DepthwiseConv2D) KWS_RECORD(Dequantize) KWS_RECORD(FullyConnected)
+  KWS_RECORD(Logistic) KWS_RECORD(MaxPool2D) KWS_RECORD(Mean) KWS_RECORD(Mul) KWS_RECORD(Pack)
+  KWS_RECORD(Pad) KWS_RECORD(Quantize) KWS_RECORD(Relu) KWS_RECORD(Relu6) KWS_RECORD(Reshape)
+  KWS_RECORD(Shape) KWS_RECORD(Softmax) KWS_RECORD(StridedSlice)
+};
+static_assert(kws::StringsEqual(KWS_MODEL_DATA_SHA256, KWS_MODEL_SETTINGS_SHA256), "drift");
+int main() { RecordingResolver r; return kws::RegisterModelOps(r); }
+"""
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        msg = (f"{tool} not found; install g++ and Debian's gcc-arm-none-eabi "
+               "libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib")
+        if os.environ.get("CI"):
+            pytest.fail(msg + " (required in CI)")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    gxx = _need("g++")
+    out = tmp_path_factory.mktemp("driver") / "driver"
+    src = out.with_suffix(".cpp")
+    src.write_text(DRIVER)
+    sources = sorted(str(p) for p in PORTABLE.glob("*.cpp"))
+    _compile([gxx, "-std=c++11", "-O1", "-Wall", "-Wextra", "-Werror",
+              f"-I{PORTABLE.parent}", str(src), *sources, "-o", str(out)])
+    return out
+
+
+def _compile(cmd):
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"
+
+
+def _run(driver, *args, stdin=""):
+    return subprocess.run([str(driver), *map(str, args)], input=stdin, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_cpp_feature_quantization_equals_python_for_all_uint16(driver):
+    from kwslab.frontend import to_int8
+
+    out = subprocess.run([str(driver), "quant"], check=True, capture_output=True).stdout
+    cpp = np.frombuffer(out, np.int8)
+    raw = np.arange(65536)
+    np.testing.assert_array_equal(cpp, to_int8(raw))
+    # Hand checks: 0 -> 333 // 666 - 128 = -128; 333 -> 85581 // 666 - 128 = 0;
+    # 665 -> 170573 // 666 - 128 = 256 - 128 = 128 -> clamped 127; 664 -> 170317 // 666
+    # - 128 = 255 - 128 = 127 (at the clamp already).
+    assert (cpp[0], cpp[333], cpp[664], cpp[665], cpp[65535]) == (-128, 0, 127, 127, 127)
+    # 331 -> 85069 // 666 = 127 -> -1; 332 -> 85325 // 666 = 128 -> 0.
+    assert (cpp[331], cpp[332]) == (-1, 0)
+
+
+def _random_score_stream(rng, n, c):
+    """Scores with regimes (one class dominant, then another, noise) and irregular times."""
+    times = np.cumsum(rng.integers(0, 60, n))  # includes repeats (0 ms steps)
+    scores = np.full((n, c), -128, np.int64)
+    top = 0
+    for i in range(n):
+        if rng.random() < 0.05:
+            top = int(rng.integers(c))
+        scores[i] = rng.integers(-128, -60, c)
+        scores[i, top] = rng.integers(40, 128)
+        if rng.random() < 0.2:
+            scores[i] = rng.integers(-128, 128, c)
+    return times, scores
+
+
+@pytest.mark.parametrize("params", [(4, 1000, 200, 1500, 3), (12, 500, 150, 700, 5),
+                                    (3, 1000, 120, 0, 1)])
+def test_cpp_recognize_commands_matches_python_twin(driver, params):
+    c, window, thr, supp, minimum = params
+    rng = np.random.default_rng(c)
+    times, scores = _random_score_stream(rng, 3000, c)
+    stdin = "\n".join(f"{t} " + " ".join(map(str, s)) for t, s in zip(times, scores))
+    cpp = [tuple(map(int, line.split())) for line in
+           _run(driver, "rc", c, window, thr, supp, minimum, stdin=stdin).splitlines()]
+    rc = RecognizeCommands(c, window, thr, supp, minimum)
+    py = []
+    for t, s in zip(times, scores):
+        r = rc.process_latest_results(s, int(t))
+        py.append((r.label_index, r.score, int(r.is_new_command)))
+    assert cpp == py
+    assert sum(p[2] for p in py) > 5  # the stream exercises detections, not just silence
+
+
+def test_cpp_recognize_commands_hand_sequence(driver):
+    # Same as test_detect's suppression example: new at 300 and at 1900 only.
+    stdin = "\n".join(f"{t} -128 127" for t in range(0, 2001, 100))
+    lines = _run(driver, "rc", 2, 1000, 200, 1500, 3, stdin=stdin).splitlines()
+    assert [t for t, line in zip(range(0, 2001, 100), lines) if line.endswith(" 1")] == [300, 1900]
+    assert lines[:4] == ["0 0 0", "0 0 0", "0 0 0", "1 255 1"]
+
+
+def test_cpp_recognize_commands_rejects_time_going_back(driver):
+    out = _run(driver, "rc", 2, 1000, 200, 1500, 3, stdin="100 0 0\n99 0 0\n")
+    assert out.splitlines()[1] == "status 2"
+
+
+def test_cpp_feature_ring_window_is_oldest_first(driver):
+    # 3 slots of 2: before full, missing slices read as -128 at the front.
+    assert _run(driver, "ring").splitlines() == [
+        "1 0: -128 -128 -128 -128 1 -1",
+        "2 0: -128 -128 1 -1 2 -2",
+        "3 1: 1 -1 2 -2 3 -3",
+        "3 1: 2 -2 3 -3 4 -4",
+        "3 1: 3 -3 4 -4 5 -5",
+    ]
+
+
+def test_cpp_audio_ring_reads_only_live_samples(driver):
+    assert _run(driver, "audio").split() == (
+        ["1", "0", "0", "1"] + [str(v) for v in range(4, 12)] + ["0", "1"])
+
+
+def test_cpp_labels(driver):
+    assert _run(driver, "labels").split() == ["yes", "?", "?", "1", "-1", "1", "0"]
+
+
+@pytest.mark.parametrize("deploy_dir", [SKETCH, PSOC_SOURCE], ids=["arduino", "psoc6"])
+def test_op_registration_registers_exactly_the_model_ops(deploy_dir, tmp_path):
+    """The device's kws::RegisterModelOps with this folder's model_settings.h registers
+    exactly the ops of the committed model, each once."""
+    from kwslab.firmware import OP_RESOLVER_METHODS, parse_c_array, tflite_op_names
+
+    gxx = _need("g++")
+    src = tmp_path / "ops.cpp"
+    src.write_text(OPS_DRIVER)
+    exe = tmp_path / "ops"
+    _compile([gxx, "-std=c++11", "-Wall", "-Werror", f"-I{deploy_dir}",
+              f"-I{PORTABLE.parent}", str(src), "-o", str(exe)])
+    registered = subprocess.run([str(exe)], check=True, capture_output=True,
+                                text=True).stdout.split()
+    model = parse_c_array((deploy_dir / "model_data.cpp").read_text())
+    expected = [OP_RESOLVER_METHODS[op] for op in dict.fromkeys(tflite_op_names(model))]
+    assert registered == expected
+
+
+def _device_sources():
+    files = sorted(SKETCH.rglob("*.ino")) + sorted(SKETCH.rglob("*.cpp"))
+    files += sorted((REPO / "psoc6").rglob("*.cpp")) + sorted((REPO / "psoc6").rglob("*.c"))
+    return files
+
+
+def test_device_source_list_is_complete():
+    names = {p.relative_to(REPO).as_posix() for p in _device_sources()}
+    assert {"arduino/kws_nano33ble/kws_nano33ble.ino",
+            "arduino/kws_nano33ble/src/kws/recognize_commands.cpp",
+            "arduino/kws_nano33ble/src/kws_device/feature_provider.cpp",
+            "psoc6/kws_psoc6/source/main.cpp",
+            "psoc6/kws_psoc6/source/audio_capture.cpp"} <= names
+    assert not list(REPO.joinpath("arduino").rglob("*.cc")), "Arduino does not build .cc"
+
+
+@pytest.mark.parametrize("profile", [0, 1])
+@pytest.mark.parametrize("source", _device_sources(),
+                         ids=lambda p: p.relative_to(REPO).as_posix())
+def test_device_source_compiles_for_cortex_m4(source, profile):
+    gxx = _need("arm-none-eabi-g++")
+    if source.suffix == ".ino":
+        # The Arduino builder prepends Arduino.h and compiles the .ino as C++ (gnu++14 on
+        # the mbed core).
+        cmd = [gxx, "-std=gnu++14", "-x", "c++", "-include", "Arduino.h",
+               f"-I{SKETCH}", f"-I{STUBS}"]
+    elif source.is_relative_to(REPO / "psoc6"):
+        # ModusToolbox: source/ and the shared src/ folder on the include path.
+        cmd = [gxx, "-std=gnu++11", f"-I{PSOC_SOURCE}", f"-I{SKETCH / 'src'}", f"-I{STUBS}"]
+    else:
+        cmd = [gxx, "-std=gnu++11", f"-I{source.parent}", f"-I{STUBS}"]
+    cmd += ARM_FLAGS + [f"-DKWS_PROFILE={profile}", str(source)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
