@@ -55,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", help="parent folder of run folders")
     p.add_argument("--cache", default=".cache/features", help="feature cache folder ('' disables)")
     p.add_argument("--deploy", action="store_true", help="write the C model into arduino/ and psoc6/")
-    p.add_argument("--no-arena", action="store_true", help="skip the TFLM arena search")
 
     p = sub.add_parser("download", help="download and unpack speech_commands_v0.02 (2.3 GB)")
     p.add_argument("dir", nargs="?", default=None, help="destination (default data/speech_commands)")
@@ -68,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=".cache/features")
 
     p = sub.add_parser("detect", help="streaming detection over a long WAV (host twin of the device)")
-    p.add_argument("wav")
-    p.add_argument("--model", default=None, help=".tflite (default: the deployed sketch's run, runs/default)")
+    from .detect import add_detect_arguments
+
+    add_detect_arguments(p)
 
     p = sub.add_parser("course", help="instructor tools (release, grade); see course/README.md",
                        add_help=False)
@@ -96,7 +96,7 @@ def cmd_run(a) -> int:
     name = a.name or ("default" if (model, a.words) == ("tiny_conv", ("yes", "no")) else
                       f"{model}_{len(a.words) + 2}class")
     report = run(cfg, a.data, Path(a.runs) / name, cache_dir=a.cache or None, deploy=a.deploy,
-                 num_augmented=a.augmented_copies, find_arena=not a.no_arena)
+                 num_augmented=a.augmented_copies)
     acc = report["accuracy"]
     print(f"run {name}: float val {acc['float_val']:.3f}, float test {acc['float_test']:.3f}, "
           f"int8 test (TFLM) {acc['int8_test']:.3f}, TFLM=LiteRT {report['tflm_litert_agreement']:.3f}, "
@@ -133,7 +133,8 @@ def cmd_export(a) -> int:
 def cmd_detect(a) -> int:
     from . import detect
 
-    return detect.main([a.wav] + (["--model", a.model] if a.model else []))
+    detect.main_detect(a)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

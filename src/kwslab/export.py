@@ -361,8 +361,7 @@ def arena_bytes(tflite: bytes, max_bytes: int = 1 << 20) -> int:
 
 
 def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None,
-           model_name: str = "kws", check_atol: float = 1e-4, find_arena: bool = True,
-           progress: bool = True) -> dict:
+           model_name: str = "kws", check_atol: float = 1e-4, progress: bool = True) -> dict:
     """Convert a trained model to int8 TFLite, verify it on the test split, write C files.
 
     Args:
@@ -418,7 +417,7 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     tflm_pred = run_tflm(tflite, data.test_x).argmax(1)
     timings["tflm"] = time.perf_counter() - t
     t = time.perf_counter()
-    arena = arena_bytes(tflite) if find_arena else None
+    arena = arena_bytes(tflite)
     timings["arena"] = time.perf_counter() - t
 
     (out_dir / "model.tflite").write_bytes(tflite)
@@ -426,7 +425,7 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     files = [out_dir / "model.tflite"]
     mean = lambda a: float(np.mean(a)) if len(a) else 0.0  # noqa: E731
     kwargs = dict(input_scale=quant["input"]["scale"], input_zero_point=quant["input"]["zero_point"],
-                  ops=ops, arena_bytes=arena or 0, model_name=model_name)
+                  ops=ops, arena_bytes=arena, model_name=model_name)
     files += firmware.write_deploy_files(tflite, cfg, out_dirs=[out_dir], **kwargs)
     if deploy_dirs:
         files += firmware.write_deploy_files(tflite, cfg, out_dirs=[Path(d) for d in deploy_dirs], **kwargs)

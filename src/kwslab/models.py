@@ -30,7 +30,7 @@ class SamePad2d(nn.Module):
 
     Output size is ceil(in / stride); the total padding max((out - 1) * stride + k - in, 0)
     is split with the extra row/column at the bottom/right, as TensorFlow does. For a
-    (10, 8) kernel with stride 2 on 49 x 40: out 25 x 20, pad rows 3 top + 4 bottom,
+    (10, 8) kernel with stride 2 on 49 x 40: out 25 x 20, pad rows 4 top + 5 bottom,
     columns 3 + 3.
 
     Source: TensorFlow ``tf.nn.convolution`` padding documentation.

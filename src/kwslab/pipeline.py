@@ -24,7 +24,7 @@ DEPLOY_DIRS = (REPO_ROOT / "arduino" / "kws_nano33ble", REPO_ROOT / "psoc6" / "k
 
 def run(cfg: Config = Config(), data_dir=None, out_dir: str | Path = "runs/default", *,
         cache_dir: str | Path | None = ".cache/features", deploy: bool = False,
-        num_augmented: int = 8, progress: bool = True, find_arena: bool = True) -> dict:
+        num_augmented: int = 8, progress: bool = True) -> dict:
     """Train and export one model; return (and write) the report.
 
     Args:
@@ -68,7 +68,7 @@ def run(cfg: Config = Config(), data_dir=None, out_dir: str | Path = "runs/defau
 
     t = time.perf_counter()
     exp = export.export(model, cfg, data, out_dir, deploy_dirs=DEPLOY_DIRS if deploy else None,
-                        model_name=cfg.model.name, find_arena=find_arena, progress=progress)
+                        model_name=cfg.model.name, progress=progress)
     timings["export"] = time.perf_counter() - t
 
     int8_pred = np.array(exp.pop("int8_test_predictions"), np.int64)
@@ -111,6 +111,7 @@ def run(cfg: Config = Config(), data_dir=None, out_dir: str | Path = "runs/defau
         "files": exp["files"],
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     (out_dir / "report.md").write_text(report_markdown(report, data.labels))
     return report
 
@@ -149,7 +150,7 @@ def report_markdown(r: dict, labels) -> str:
         f"| int8 agrees with float (test clips) | {r['int8_float_agreement']:.3f} |",
         f"| TFLite Micro agrees with LiteRT | {r['tflm_litert_agreement']:.3f} |",
         f"| .tflite size | {r['tflite_bytes']:,} bytes |",
-        f"| smallest TFLite Micro arena | {r['arena_bytes']:,} bytes |" if r["arena_bytes"] else "| arena | not measured |",
+        f"| smallest TFLite Micro arena | {r['arena_bytes']:,} bytes |",
         f"| ops | {', '.join(r['ops'])} |",
         f"| total time | {r['timings_s']['total']:.1f} s |", "",
         "## Clips per split and label", "", "```", json.dumps(r["data"], indent=1), "```", "",

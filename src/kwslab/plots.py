@@ -53,10 +53,11 @@ def power_spectral_density(audio: np.ndarray, sample_rate_hz: int = 16000, ax=No
 
 
 def image(values: np.ndarray, ax=None, title="", xlabel="time (frames)", ylabel="channel",
-          extent=None, colorbar_label=None):
+          extent=None, colorbar_label=None, cmap="viridis", vmin=None, vmax=None):
     """A (T, F) or (F, T) array as an image with time on x; values.shape[0] is time."""
     ax = _ax(ax)
-    im = ax.imshow(np.asarray(values).T, origin="lower", aspect="auto", extent=extent, cmap="viridis")
+    im = ax.imshow(np.asarray(values).T, origin="lower", aspect="auto", extent=extent, cmap=cmap,
+                   vmin=vmin, vmax=vmax)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if colorbar_label is not None:
         ax.figure.colorbar(im, ax=ax, label=colorbar_label)
@@ -73,6 +74,60 @@ def spectrogram(audio: np.ndarray, sample_rate_hz: int = 16000, window_ms=30, st
     db = 20 * np.log10(np.abs(z) + 1e-9)
     return image(db.T, ax, title, "time (s)", "frequency (Hz)", extent=(t[0], t[-1], f[0], f[-1]),
                  colorbar_label="dB")
+
+
+def mel_spectrogram(audio: np.ndarray, sample_rate_hz: int = 16000, n_mels: int = 40,
+                    window_ms=30, stride_ms=20, ax=None, title="Mel spectrogram (librosa, 40 mels)"):
+    """Log-power mel spectrogram (librosa, Slaney mel scale, 0..sample_rate/2), in dB."""
+    import librosa
+
+    n_fft = sample_rate_hz * window_ms // 1000
+    hop = sample_rate_hz * stride_ms // 1000
+    mel = librosa.feature.melspectrogram(y=np.asarray(audio, np.float32), sr=sample_rate_hz,
+                                         n_fft=n_fft, hop_length=hop, n_mels=n_mels)
+    db = librosa.power_to_db(mel, ref=np.max)  # (n_mels, frames)
+    duration = len(audio) / sample_rate_hz
+    return image(db.T, ax, title, "time (s)", "mel band", extent=(0, duration, 0, n_mels),
+                 colorbar_label="dB re max")
+
+
+def mfcc(audio: np.ndarray, sample_rate_hz: int = 16000, n_mfcc: int = 13, window_ms=30,
+         stride_ms=20, ax=None, title="MFCC (librosa, 13 coefficients)"):
+    """Mel-frequency cepstral coefficients (DCT of the log mel spectrogram)."""
+    import librosa
+
+    coeffs = librosa.feature.mfcc(y=np.asarray(audio, np.float32), sr=sample_rate_hz,
+                                  n_mfcc=n_mfcc, n_fft=sample_rate_hz * window_ms // 1000,
+                                  hop_length=sample_rate_hz * stride_ms // 1000)
+    duration = len(audio) / sample_rate_hz
+    return image(coeffs.T, ax, title, "time (s)", "coefficient", extent=(0, duration, 0, n_mfcc),
+                 colorbar_label="value (dB-scaled)")
+
+
+def bars(groups: dict, ax=None, title="", ylabel="", xlabel="", log=False, hline=None):
+    """Grouped bar chart: {group: {series: value}}; one colour per series.
+
+    Example: ``bars({"training": {"yes": 250, "no": 240}, "validation": {...}})`` (clips per
+    split and label), or percent of each board's memory per model with ``hline=100``.
+    """
+    ax = _ax(ax)
+    names = list(groups)
+    series = list(dict.fromkeys(k for g in groups.values() for k in g))
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(names))
+    for i, s in enumerate(series):
+        vals = [groups[g].get(s, 0) for g in names]
+        rects = ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=str(s))
+        ax.bar_label(rects, fmt="%.3g", fontsize=7)
+    if hline is not None:
+        ax.axhline(hline, color="red", lw=1, ls="--")
+    ax.set_xticks(x, names)
+    ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
+    if log:
+        ax.set_yscale("log")
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    return ax
 
 
 def history(hist, axes=None, title=""):

@@ -8,7 +8,8 @@ augment-every-step loop, which spends most of its time in the frontend, with a c
 trains 200 tiny_conv epochs in seconds on a laptop CPU.
 
 Training: Adam with a cosine learning-rate decay, cross-entropy, tqdm progress; the best
-epoch on validation accuracy is kept and saved with the full config.
+epoch on validation accuracy is recorded; the final weights are kept by default
+(TrainConfig.keep) and saved with the full config.
 
 References:
   1) TensorFlow ``examples/speech_commands/train.py`` (Adam, 0.001 then 0.0001, batch 100).
@@ -183,11 +184,16 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
         device: "cpu" / "cuda"; default cuda when available.
         on_epoch: optional callback(history) after each epoch (live plots in notebooks).
     Returns:
-        History; the model holds the weights of the best validation epoch.
+        History (best_epoch records the best validation epoch); the model holds the final
+        weights, or those of the best validation epoch when cfg.keep == "best".
+    Raises:
+        ValueError: if cfg.keep is neither "last" nor "best".
     Note:
         Repeatable on CPU for a given seed and thread count (shuffles come from a seeded
         torch.Generator; dropout from torch.manual_seed).
     """
+    if cfg.keep not in ("last", "best"):
+        raise ValueError(f"TrainConfig.keep={cfg.keep!r}; use 'last' or 'best'")
     device = device or default_device()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -233,9 +239,10 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
         hist.val_loss.append(val_loss)
         hist.val_accuracy.append(val_acc)
         hist.seconds.append(time.perf_counter() - t0)
-        if best_state is None or val_acc > hist.best_val_accuracy:
+        if hist.best_epoch < 0 or val_acc > hist.best_val_accuracy:
             hist.best_epoch, hist.best_val_accuracy = epoch + 1, val_acc
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if cfg.keep == "best":
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val=f"{val_acc:.3f}")
         if on_epoch is not None:
             on_epoch(hist)
