@@ -159,3 +159,23 @@ def report_markdown(r: dict, labels) -> str:
         "Figures: history.png, confusion_int8.png, per_class_int8.png.", "",
     ]
     return "\n".join(lines)
+
+
+def ensure_checkpoint(run_dir: str | Path, cfg: Config = Config(), data_dir=None, *,
+                      cache_dir: str | Path | None = ".cache/features", progress: bool = True):
+    """Load ``<run_dir>/checkpoint.pt`` (notebook 3's), training it with ``run`` if missing.
+
+    Notebooks 4-6 start from notebook 3's model; run on their own (CI, a fresh Colab) they
+    train one first with cfg (pass a small cfg for a smoke run).
+
+    Returns:
+        (model in eval mode, its Config, checkpoint dict) as train.load_checkpoint.
+    """
+    from . import train
+
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.exists():
+        log.warning("no checkpoint at %s: training one now (%s, %d epochs)", path, cfg.model.name,
+                    cfg.train.epochs)
+        run(cfg, data_dir, run_dir, cache_dir=cache_dir, progress=progress)
+    return train.load_checkpoint(path)
