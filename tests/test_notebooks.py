@@ -188,3 +188,75 @@ def test_notebook_runs_in_smoke_mode(path, smoke_runner):
     assert seconds < SMOKE_BUDGET_S, f"{path.name} took {seconds:.0f} s in smoke mode (budget {SMOKE_BUDGET_S} s)"
     if path.name == TRAINING:
         assert (Path(nb.metadata.papermill.parameters["run_dir"]) / "checkpoint.pt").is_file()
+
+
+# ---------------------------------------------------------------- kwslab.colab helpers (fast)
+def test_fit_clip_keeps_the_loudest_second_and_pads_short_clips():
+    import numpy as np
+
+    from kwslab import colab
+
+    x = np.zeros(30_000, np.float32)
+    x[20_000:21_000] = 0.5  # the word: energy 1000 * 0.25 = 250, only here
+    y = colab.fit_clip(x, 16_000)
+    assert len(y) == 16_000 and float((y ** 2).sum()) == pytest.approx(250.0)
+    short = colab.fit_clip(np.ones(100, np.float32), 16_000)
+    assert len(short) == 16_000 and short[:100].sum() == 100 and not short[100:].any()
+
+
+def test_decode_wav_bytes_mixes_to_mono_and_resamples(tmp_path):
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from kwslab import colab
+
+    stereo = np.stack([np.full(8_000, 0.25), np.full(8_000, 0.75)], axis=1)  # 1 s at 8 kHz
+    buf = io.BytesIO()
+    sf.write(buf, stereo, 8_000, format="WAV", subtype="PCM_16")
+    y = colab.decode_wav_bytes(buf.getvalue(), 16_000)
+    assert y.dtype == np.float32 and len(y) == 16_000  # 8,000 samples at 8 kHz -> 16,000
+    assert float(np.median(y)) == pytest.approx(0.5, abs=1e-3)  # (0.25 + 0.75) / 2
+    with pytest.raises(ValueError, match="cannot decode 7 bytes"):
+        colab.decode_wav_bytes(b"garbage")
+
+
+def test_bootstrap_and_recorder_do_nothing_outside_colab():
+    from kwslab import colab
+
+    if colab.in_colab():
+        pytest.skip("running inside Colab")
+    cwd = os.getcwd()
+    assert colab.bootstrap() is None and os.getcwd() == cwd
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        colab.record_audio(0)
+
+
+def test_colab_requirements_keep_colabs_tensorflow():
+    import importlib.util
+
+    from kwslab import colab
+
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed here")
+
+    deps = colab.colab_requirements(NOTEBOOK_DIR.parent / "pyproject.toml")
+    assert not [d for d in deps if d.startswith("tensorflow")], deps
+    assert any(d.startswith("torch") for d in deps) and any(d.startswith("tflite-micro") for d in deps)
+
+
+def test_check_counts_passes_and_fails_on_a_failing_or_missing_test(tmp_path):
+    from kwslab import colab
+
+    f = tmp_path / "test_tiny.py"
+    f.write_text("def test_one():\n    assert 1 + 1 == 2\n\n"
+                 "def test_two():\n    assert 2 * 2 == 4\n\n"
+                 "def test_wrong():\n    assert 2 + 2 == 5\n")
+    assert colab.check(f, "test_one or test_two") == 2
+    with pytest.raises(AssertionError, match="failed"):
+        colab.check(f, "test_wrong")
+    with pytest.raises(AssertionError, match="no test"):
+        colab.check(f, "test_absent")
+    with pytest.raises(FileNotFoundError, match="no test file"):
+        colab.check(tmp_path / "missing.py")

@@ -74,14 +74,32 @@ def bootstrap(repo_dir: str | Path = COLAB_DIR, repo_url: str = REPO_URL) -> Pat
         subprocess.run(["git", "clone", "--depth", "1", repo_url, str(repo_dir)], check=True)
     marker = repo_dir / ".colab_installed"
     if not marker.exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(repo_dir)],
-                       check=True)
+        pip = [sys.executable, "-m", "pip", "install", "-q"]
+        subprocess.run(pip + ["--no-deps", "-e", str(repo_dir)], check=True)
+        subprocess.run(pip + colab_requirements(repo_dir / "pyproject.toml"), check=True)
         marker.touch()
     src = str(repo_dir / "src")
     if src not in sys.path:
         sys.path.insert(0, src)
     os.chdir(repo_dir / "notebooks")
     return repo_dir
+
+
+def colab_requirements(pyproject: str | Path) -> list[str]:
+    """The project's dependencies minus ``tensorflow-cpu`` when TensorFlow is importable.
+
+    Colab ships the ``tensorflow`` distribution (GPU build); installing ``tensorflow-cpu``
+    beside it would overwrite the same ``tensorflow`` package. Everything else is passed to pip,
+    which leaves already-satisfied ranges (torch, numpy, librosa ...) alone.
+    """
+    import importlib.util
+    import re
+    import tomllib
+
+    deps = tomllib.loads(Path(pyproject).read_text())["project"]["dependencies"]
+    has_tf = importlib.util.find_spec("tensorflow") is not None
+    return [d for d in deps
+            if not (has_tf and re.match(r"tensorflow(-cpu)?\b", d.split(";")[0].strip()))]
 
 
 # ---------------------------------------------------------------- recording

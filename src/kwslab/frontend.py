@@ -130,8 +130,14 @@ def compute_raw(audio_int16: np.ndarray, cfg: FrontendConfig = FrontendConfig(),
     num_frames = 1 + (batch.shape[1] - cfg.window_samples) // cfg.stride_samples
     out = np.empty((len(batch), num_frames, cfg.num_channels), np.uint16)
     starts = range(0, len(batch), batch_size)
+    # Chunks are padded to batch_size, or to the next power of two for smaller inputs, so
+    # at most log2(batch_size) + 1 graphs are ever traced (tracing takes seconds).
+    size = batch_size if len(batch) >= batch_size else 1 << (len(batch) - 1).bit_length()
     for start in tqdm(starts, desc="features", leave=False, disable=not progress):
-        out[start:start + batch_size] = run(batch[start:start + batch_size]).numpy()
+        chunk = batch[start:start + size]
+        if len(chunk) < size:  # pad the last chunk: one traced graph per (size, S), no retracing
+            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), chunk.shape[1]), np.int16)])
+        out[start:start + size] = run(chunk).numpy()[: len(batch) - start]
     return out[0] if single else out
 
 
