@@ -235,7 +235,7 @@ def plot_timeline(audio_int16: np.ndarray, times_ms, scores, labels, truth, dete
            ylim=(-1, 1))
     ax = axes[1]
     for c, lab in enumerate(labels):
-        ax.plot(times_ms / 1000, avg[:, c], lw=1, color=colors[lab], label=lab)
+        ax.plot(times_ms / 1000, avg[:, c], lw=1, color=colors[lab], label=lab.strip("_"))  # "_x" hides a legend entry
     ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold}")
     for d in detections:
         ax.plot(d.time_ms / 1000, d.score, "v", ms=9, color=colors.get(d.label, "k"), mec="k")

@@ -14,6 +14,9 @@ settings on a trained keyword spotter and measures what each setting buys:
 * ``cluster_weights`` (weight sharing: a few distinct values per output channel, zero kept)
   and ``lut_compress`` (TFLite Micro's look-up-table compression, which stores each weight
   as a ``index_bitwidth``-bit index into a per-channel value table and inserts DECODE ops).
+* ``deploy`` exports a (pruned) model with ``kwslab.export.export`` (int8, verified in
+  TFLite Micro) and, on request, clusters and LUT-compresses it and checks that the
+  compressed model gives the same TFLite Micro outputs.
 
 TFLite Micro's compression tool (``tflite_micro.compression``, nightly package) implements
 only LUT compression: its "pruning" and "huffman" methods raise ``CompressionError`` ("not
