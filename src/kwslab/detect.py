@@ -299,7 +299,7 @@ def stitch_recording(clips, noise: np.ndarray | None = None, gap_ms: int = 1000,
     return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16), keywords
 
 
-def score_detections(detections, truth, tolerance_ms: int = 500,
+def score_detections(detections, truth, tolerance_ms: int = 1000,
                      duration_ms: float | None = None) -> dict:
     """Recall and false alarms of detections against known keywords.
 

@@ -425,7 +425,8 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     files = [out_dir / "model.tflite"]
     mean = lambda a: float(np.mean(a)) if len(a) else 0.0  # noqa: E731
     kwargs = dict(input_scale=quant["input"]["scale"], input_zero_point=quant["input"]["zero_point"],
-                  ops=ops, arena_bytes=arena, model_name=model_name)
+                  ops=list(dict.fromkeys(firmware.tflite_op_names(tflite))),  # run order
+                  arena_bytes=arena, model_name=model_name)
     files += firmware.write_deploy_files(tflite, cfg, out_dirs=[out_dir], **kwargs)
     if deploy_dirs:
         files += firmware.write_deploy_files(tflite, cfg, out_dirs=[Path(d) for d in deploy_dirs], **kwargs)

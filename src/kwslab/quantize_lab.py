@@ -325,7 +325,7 @@ def plot_weight_histograms(weights: dict[str, np.ndarray], ax=None, bins: int = 
                       label=f"{name} ({len(values)} values)")
             ax.plot(values, counts, "o", color=color, ms=3)
         else:
-            ax.hist(w, bins=edges, color=color, alpha=0.4, label=f"{name} (float)")
+            ax.hist(w, bins=edges, color=color, alpha=0.4, label=name)
     ax.set(title=title, xlabel="weight value", ylabel="count (weights)")
     ax.legend(fontsize=8)
     return ax
