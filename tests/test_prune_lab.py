@@ -102,7 +102,8 @@ def test_grouped_sweep_prunes_whole_groups_and_norms_pick_differently():
 
 def test_structured_sweep_counts_params_and_macs_on_the_smaller_model():
     model, data = _tiny_model(), _fake_data()
-    rows = L.structured_sweep(model, data, [0.5, 0.0], finetune_epochs=1, latency_s=0.01)
+    rows = L.structured_sweep(model, data, [0.5, 0.0], finetune_epochs=1, latency_s=0.01,
+                              latency_repeats=2)
     assert [r["ratio"] for r in rows] == [0.0, 0.5]
     assert [r["channels"] for r in rows] == [{"conv1": 8}, {"conv1": 4}]
     # ratio 0.5: conv 4 * 80 + 4 = 324, fc 3 * 64 + 3 = 195 -> 519 parameters;
@@ -111,6 +112,8 @@ def test_structured_sweep_counts_params_and_macs_on_the_smaller_model():
     assert [r["macs"] for r in rows] == [10_624, 5_312]
     assert all(r["cpu_latency_ms"] > 0 for r in rows)
     assert all(0.0 <= r["finetuned_val_accuracy"] <= 1.0 for r in rows)
+    with pytest.raises(ValueError, match="latency_repeats=0"):
+        L.structured_sweep(model, data, [0.5], latency_repeats=0)
 
 
 def test_mcu_latency_is_macs_over_throughput_and_clock():

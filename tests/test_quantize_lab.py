@@ -135,7 +135,7 @@ def test_ptq_sweep_one_row_per_bit_width_and_float_model_untouched():
 def test_qat_sweep_trains_copies_and_leaves_the_float_model_untouched():
     model, data = _tiny_conv().train(), _random_data()
     before = _snapshot(model)
-    cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=8, learning_rate=1e-2)
+    cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=24, learning_rate=1e-2)
     rows, models = L.qat_sweep(model, data, bits=(2, 8), train_cfg=cfg, num_calibration=16)
     assert [(r["method"], r["num_bits"], r["epochs"]) for r in rows] == [("QAT", 2, 1), ("QAT", 8, 1)]
     for r in rows:
@@ -224,3 +224,34 @@ def test_calibration_batches_take_the_first_bank_copy():
     np.testing.assert_allclose(batches[0][0, 0].numpy(), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="no features"):
         L.calibration_batches(data.train_x[:, :0])
+
+
+@pytest.mark.slow
+def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes():
+    # The converter quantizes each output channel symmetrically with scale max|w| / 127;
+    # a channel already on an 8-bit grid (max |code| = 127) keeps its codes, and folding
+    # BatchNorm multiplies a channel by g, which scales the grid with it (and flips the signs
+    # when gamma < 0). So the file's codes are the QAT codes, per channel, for both models.
+    from kwslab import export
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, size=(8, 49, 40)).astype(np.int8)
+    dscnn = _small_dscnn()
+    with torch.no_grad():
+        dscnn.bn_pw1.weight[0] = -0.7  # one negative gamma
+    for model in (_tiny_conv(), dscnn):
+        qmodel = Q.prepare_qat(model, num_bits=8)
+        Q.calibrate(qmodel, [torch.from_numpy(x).float()])
+        fmodel = L.qat_to_float(qmodel)
+        tflite = export.convert_int8(export.keras_twin(fmodel), export.representative_features(x))
+        match = L.weight_codes_match(tflite, qmodel)
+        names = [n for n, m in qmodel.named_modules() if isinstance(m, Q._FakeQuantMixin)]
+        assert match == {n: True for n in names}, match
+        # the check can fail: one weight of fc's row 0 moved by one grid step (a code 0 -> 1
+        # away from the row's maximum) changes that row's multiset of codes
+        moved = copy.deepcopy(qmodel)
+        with torch.no_grad():
+            s0 = Q.weight_qparams(moved.fc.weight)[0][0]
+            j = int(torch.argmin(moved.fc.weight[0].abs()))
+            moved.fc.weight[0, j] += s0
+        assert L.weight_codes_match(tflite, moved)["fc"] is False

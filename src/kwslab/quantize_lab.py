@@ -13,7 +13,8 @@ runs the experiments that use them, so that notebook 5 stays a sequence of short
 * ``qat_to_float``: the QAT model as a plain float kwslab model whose Conv2d/Linear weights
   are the fake-quantized weights (BatchNorm, kept float by ``prepare_qat``, stays where it
   is). ``kwslab.export`` turns that model into the int8 ``.tflite`` the board runs
-  (``export_qat``), and TFLite Micro checks it.
+  (``export_qat``), and TFLite Micro checks it; ``weight_codes_match`` reads the int8
+  weights back from the file and compares them with the QAT model's codes.
 * ``qparams_table``, ``layer_weights`` and the plots: scale and zero_point of every layer,
   weight histograms before and after quantization, accuracy against bit-width.
 
@@ -256,8 +257,9 @@ def export_qat(qmodel: nn.Module, cfg, data: T.FeatureData, out_dir: str | Path)
 
     Returns:
         export.export's report plus "fake_quant_test" (accuracy of qmodel, activations
-        fake-quantized too, in PyTorch) and "tflm_fake_quant_agreement" (fraction of test
-        clips with the same label).
+        fake-quantized too, in PyTorch), "tflm_fake_quant_agreement" (fraction of test
+        clips with the same label) and "weight_codes_match" ({layer: the file's int8
+        weights are the QAT model's codes}, see weight_codes_match).
     """
     from . import export
 
@@ -266,8 +268,65 @@ def export_qat(qmodel: nn.Module, cfg, data: T.FeatureData, out_dir: str | Path)
     tflm = np.asarray(report["int8_test_predictions"])
     report["fake_quant_test"] = float(np.mean(pred == data.test_y)) if len(pred) else 0.0
     report["tflm_fake_quant_agreement"] = float(np.mean(pred == tflm)) if len(pred) else 0.0
+    report["weight_codes_match"] = weight_codes_match(
+        (Path(out_dir) / "model.tflite").read_bytes(), qmodel)
     return report
 
+
+
+def tflite_weight_codes(tflite: bytes) -> dict[str, np.ndarray]:
+    """int8 weight codes of every conv / fully connected layer of a .tflite model.
+
+    Returns:
+        {layer name (the Keras twin's, i.e. the PyTorch name): int8 array (C, K)}, one row
+        per output channel (the tensor's quantized dimension moved first), in the file's
+        element order (Keras' (kh, kw, in) rather than PyTorch's (in, kh, kw)).
+    """
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=tflite)
+    out = {}
+    for d in it.get_tensor_details():
+        m = re.search(r"/(\w+?)_\d+/(convolution|depthwise|MatMul)$", d["name"])
+        if not m or np.dtype(d["dtype"]) != np.int8 or ";" in d["name"]:
+            continue
+        axis = d["quantization_parameters"]["quantized_dimension"]
+        codes = np.moveaxis(it.get_tensor(d["index"]), axis, 0)
+        out[m.group(1)] = codes.reshape(codes.shape[0], -1)
+    return out
+
+
+def weight_codes_match(tflite: bytes, qmodel: nn.Module) -> dict[str, bool]:
+    """Whether the .tflite stores exactly the QAT model's integer weight codes, per layer.
+
+    Each output channel is compared as a sorted multiset of codes (the file orders the
+    elements differently) and allowed to be negated as a whole (a BatchNorm with a negative
+    gamma, folded into the weights, flips a channel's signs). A per-channel symmetric grid
+    scaled by a positive factor is the same grid, so the converter's re-quantization of
+    fake-quantized weights, BatchNorm folded or not, must give the same codes.
+
+    Returns:
+        {layer name: True / False} for every QuantConv2d / QuantLinear found in the file.
+    """
+    file_codes = tflite_weight_codes(tflite)
+    result = {}
+    for name, q in _quant_layers(qmodel):
+        if name not in file_codes:
+            continue
+        scale, zero_point = Q.weight_qparams(q.weight, q.num_bits)
+        qmin, qmax = Q.quant_range(q.num_bits, narrow_range=True)
+        ours = Q.quantize(q.weight.detach(), scale, zero_point, qmin, qmax, axis=0)
+        ours = np.sort(ours.reshape(ours.shape[0], -1).numpy(), axis=1)
+        theirs = file_codes[name].astype(np.int32)
+        if ours.shape != theirs.shape:
+            result[name] = False
+            continue
+        same = np.all(np.sort(theirs, axis=1) == ours, axis=1)
+        flipped = np.all(np.sort(-theirs, axis=1) == ours, axis=1)
+        result[name] = bool(np.all(same | flipped))
+    return result
 
 # ---------------------------------------------------------------- plots
 def plot_accuracy_vs_bits(rows: list[dict], float_accuracy: dict, ax=None,
