@@ -227,6 +227,7 @@ def test_calibration_batches_take_the_first_bank_copy():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
 def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes():
     # The converter quantizes each output channel symmetrically with scale max|w| / 127;
     # a channel already on an 8-bit grid (max |code| = 127) keeps its codes, and folding
