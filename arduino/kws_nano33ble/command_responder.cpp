@@ -2,9 +2,6 @@
 #include "command_responder.h"
 
 #include <Arduino.h>
-#include <stdio.h>
-
-#include "src/kws/labels.h"
 
 namespace {
 
@@ -37,13 +34,8 @@ void ResponderBegin() {
   digitalWrite(LED_BUILTIN, LOW);
 }
 
-void RespondToCommand(int label_index, const char* label, int32_t score, bool is_new_command,
-                      int32_t time_ms) {
-  if (!is_new_command || kws::IsBackgroundLabel(label)) return;
-  char line[96];
-  snprintf(line, sizeof(line), "Heard %s (score %ld) @%ld ms", label,
-           static_cast<long>(score), static_cast<long>(time_ms));
-  Serial.println(line);
+void RespondToCommand(int label_index, const char* /*label*/, int32_t /*score*/,
+                      int32_t /*time_ms*/) {
   SetRgb(ColourFor(label_index));
   g_led_on = true;
   g_led_off_at_ms = millis() + kLedOnMs;
