@@ -1,5 +1,7 @@
-"""The device C++: portable parts built and run on the host, everything syntax-checked for
-Cortex-M4 with arm-none-eabi-g++ against the stand-in headers in tests/device_stubs/.
+"""The device C++: portable parts built and run on the host, the shared application
+(kws_device/kws_app.*, model_app.h) run on the host against fake TFLM/frontend definitions,
+everything syntax-checked for Cortex-M4 with arm-none-eabi-g++ against the stand-in
+headers in tests/device_stubs/.
 
 Compilers: g++ (host) and Debian's gcc-arm-none-eabi + libnewlib-arm-none-eabi +
 libstdc++-arm-none-eabi-newlib. Without them the tests skip, except under CI (env CI set),
@@ -259,6 +261,7 @@ def test_device_source_list_is_complete():
     assert {"arduino/kws_nano33ble/kws_nano33ble.ino",
             "arduino/kws_nano33ble/src/kws/recognize_commands.cpp",
             "arduino/kws_nano33ble/src/kws_device/feature_provider.cpp",
+            "arduino/kws_nano33ble/src/kws_device/kws_app.cpp",
             "psoc6/kws_psoc6/source/main.cpp",
             "psoc6/kws_psoc6/source/audio_capture.cpp"} <= names
     assert not list(REPO.joinpath("arduino").rglob("*.cc")), "Arduino does not build .cc"
@@ -282,3 +285,192 @@ def test_device_source_compiles_for_cortex_m4(source, profile):
     cmd += ARM_FLAGS + [f"-DKWS_PROFILE={profile}", str(source)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# ---- The shared application (src/kws_device/kws_app.*, model_app.h) run on the host ----
+# Built with the real app, feature provider and kws/ code and a model_settings.h/model_data.*
+# from kwslab.firmware's generators (labels up/down, ops CONV_2D and SOFTMAX, a 5-byte
+# "model"), against the stand-in TFLM headers with the fakes below: a frontend that turns
+# each 320-sample stride into one frame, an interpreter whose scores put class 2 on top,
+# and a clock the fakes advance by fixed steps.
+
+APP_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "model_settings.h"
+#include "model_data.h"
+#include "kws_device/model_app.h"
+#include "tensorflow/lite/experimental/microfrontend/lib/frontend_util.h"
+
+static const char* g_fault = "";  // which boot check to break
+static uint32_t g_clock = 0;      // fake microseconds
+static bool Fault(const char* name) { return strcmp(g_fault, name) == 0; }
+
+// Frontend: one 40-value frame per 320 samples, +300 us each.
+extern "C" int FrontendPopulateState(const struct FrontendConfig*, struct FrontendState*, int) {
+  return !Fault("frontend");
+}
+extern "C" void FrontendFreeStateContents(struct FrontendState*) {}
+extern "C" struct FrontendOutput FrontendProcessSamples(struct FrontendState*, const int16_t*,
+                                                        size_t n, size_t* read) {
+  static uint16_t frame[40];
+  g_clock += 300;
+  *read = n;
+  struct FrontendOutput out = {frame, 40};
+  return out;
+}
+
+// TFLM: schema 3, ops registered, int8 1960 -> int8 4 with class 2 on top; Invoke +9000 us.
+static int8_t g_in_data[1960], g_out_data[4];
+static TfLiteTensor g_in, g_out;
+uint32_t tflite::Model::version() const { return Fault("schema") ? 2 : 3; }
+template <unsigned int N>
+TfLiteStatus tflite::MicroMutableOpResolver<N>::AddConv2D() { return kTfLiteOk; }
+template <unsigned int N>
+TfLiteStatus tflite::MicroMutableOpResolver<N>::AddSoftmax() {
+  return Fault("ops") ? kTfLiteError : kTfLiteOk;
+}
+tflite::MicroInterpreter::MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*,
+                                           size_t, MicroResourceVariables*,
+                                           MicroProfilerInterface*, bool) {}
+TfLiteStatus tflite::MicroInterpreter::AllocateTensors() {
+  g_in.type = Fault("input_type") ? kTfLiteFloat32 : kTfLiteInt8;
+  g_in.data.int8 = g_in_data;
+  g_in.bytes = 1960;
+  g_in.params.scale = Fault("scale") ? 0.1f : 0.10162353515625f;
+  g_in.params.zero_point = -128;
+  g_out.type = kTfLiteInt8;
+  g_out.data.int8 = g_out_data;
+  g_out.bytes = Fault("output_size") ? 3 : 4;
+  return Fault("allocate") ? kTfLiteError : kTfLiteOk;
+}
+TfLiteStatus tflite::MicroInterpreter::Invoke() {
+  g_clock += 9000;
+  const int8_t scores[4] = {-128, -128, 127, -128};
+  memcpy(g_out_data, scores, 4);
+  return kTfLiteOk;
+}
+TfLiteTensor* tflite::MicroInterpreter::input(size_t) { return &g_in; }
+TfLiteTensor* tflite::MicroInterpreter::output(size_t) { return &g_out; }
+size_t tflite::MicroInterpreter::arena_used_bytes() const { return 3000; }
+
+// Board hooks: each clock read advances 1 us; a response costs 2000 us.
+static kws::AudioRing* g_ring = nullptr;
+static uint32_t Micros() { return g_clock++; }
+static void PrintLine(const char* line) { printf("%s\n", line); }
+static void Fail(const char* message) { printf("ERROR: %s\n", message); exit(3); }
+static const char* StartAudio(kws::AudioRing* ring, int rate) {
+  g_ring = ring;
+  printf("start_audio %d\n", rate);
+  return Fault("audio") ? "mic failed" : nullptr;
+}
+static void Respond(int index, const char* label, int32_t score, int32_t time_ms) {
+  printf("respond %d %s %ld %ld\n", index, label, (long)score, (long)time_ms);
+  g_clock += 2000;
+}
+static const kws::AppHooks kHooks = {Micros, PrintLine, Fail, StartAudio, Respond};
+
+int main(int argc, char** argv) {  // app FAULT STEPS PROFILE_EVERY
+  if (argc < 4) return 1;
+  g_fault = argv[1];
+  static kws::ModelApp app("Host", kHooks, atoi(argv[3]));
+  app.Begin();
+  static int16_t stride[320];
+  int inferences = 0;
+  for (int k = 1; k <= atoi(argv[2]); ++k) {  // one new 20 ms stride per step
+    g_ring->Write(stride, 320);
+    inferences += app.Step() ? 1 : 0;
+  }
+  printf("inferences %d\n", inferences);
+  return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def app_driver(tmp_path_factory):
+    from kwslab.config import Config, DataConfig
+    from kwslab.firmware import c_array_source, model_settings_header, model_sha256
+
+    gxx = _need("g++")
+    work = tmp_path_factory.mktemp("app")
+    model = bytes([1, 2, 3, 4, 5])
+    header, source = c_array_source(model)
+    (work / "model_data.h").write_text(header)
+    (work / "model_data.cpp").write_text(source)
+    # Arena: 2000 measured -> 2000 * 1.2 + 1024 = 3424 -> rounded up to 4096 bytes.
+    (work / "model_settings.h").write_text(model_settings_header(
+        Config(data=DataConfig(words=("up", "down"))), input_scale=6660 / 65536,
+        input_zero_point=-128, ops=["CONV_2D", "SOFTMAX"], arena_bytes=2000,
+        model_name="host_test", model_sha256=model_sha256(model)))
+    src = work / "app.cpp"
+    src.write_text(APP_DRIVER)
+    out = work / "app"
+    sources = [str(work / "model_data.cpp")] + sorted(str(p) for p in PORTABLE.glob("*.cpp"))
+    sources += sorted(str(p) for p in (SKETCH / "src" / "kws_device").glob("*.cpp"))
+    _compile([gxx, "-std=c++11", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{work}",
+              f"-I{SKETCH / 'src'}", f"-I{STUBS}", str(src), *sources, "-o", str(out)])
+    return out
+
+
+def _run_app(app_driver, fault="", steps=0, profile_every=0):
+    result = subprocess.run([str(app_driver), fault, str(steps), str(profile_every)],
+                            capture_output=True, text=True)
+    return result.returncode, result.stdout.splitlines()
+
+
+BOOT_LINES = ['kwslab KWS on Host: model "host_test", 5 bytes', "arena used 3000 of 4096 bytes",
+              "start_audio 16000", "Listening for: up down"]
+
+
+def test_app_boot_prints_banner_arena_and_labels(app_driver):
+    assert _run_app(app_driver) == (0, BOOT_LINES + ["inferences 0"])
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("schema", "model schema version differs from the library's TFLITE_SCHEMA_VERSION"),
+    ("ops", "op registration failed (KWS_OP_COUNT too small?)"),
+    ("allocate", "AllocateTensors failed: arena of 4096 bytes too small or an op is missing"),
+    ("input_type", "model input is not int8 49x40 (kFeatureElementCount)"),
+    ("output_size", "model output is not int8 with kCategoryCount values"),
+    ("scale", "model input scale 0.100000 / zero point -128 differ from model_settings.h "
+              "(0.101624 / -128) or the feature mapping (0.101624 / -128)"),
+    ("frontend", "micro frontend setup failed (memory?)"),
+    ("audio", "mic failed"),
+])
+def test_app_boot_check_fails_with_its_message(app_driver, fault, message):
+    code, lines = _run_app(app_driver, fault)
+    assert code == 3
+    assert lines[0] == BOOT_LINES[0]  # the banner comes first
+    assert lines[-1] == "ERROR: " + message
+    assert "Listening for: up down" not in lines
+
+
+def test_app_step_detects_and_profiles(app_driver):
+    from kwslab.prune_lab import parse_profile
+
+    code, lines = _run_app(app_driver, steps=150, profile_every=50)
+    assert code == 0 and lines[:4] == BOOT_LINES
+    # Step k ends frame k at 20k ms; the feature window is full from k = 49 (980 ms), so
+    # 150 steps run 102 inferences. All scores favour "up" (index 2: 127 + 128 = 255):
+    # the first decision needs a 250 ms span of results (1240 - 980 = 260 >= 250 at
+    # k = 62), the next one must be more than 1500 ms later (2760 ms, k = 138).
+    assert lines[4:] == [
+        "Heard up (score 255) @1240 ms", "respond 2 up 255 1240",
+        # Per inference: features = 1 (t0 read) + 300 (frontend) = 301; capture = 1 (t1
+        # read); invoke = 1 + 9000; post = 1, + 2000 once per 50 (one detection in each of
+        # inferences k = 49..98 and k = 99..148): (50 + 2000) // 50 = 41.
+        "profile_us capture=1 features=301 invoke=9001 post=41 dropped_strides=0",
+        "Heard up (score 255) @2760 ms", "respond 2 up 255 2760",
+        "profile_us capture=1 features=301 invoke=9001 post=41 dropped_strides=0",
+        "inferences 102"]
+    assert parse_profile("\n".join(lines)) == {"capture": 1.0, "features": 301.0,
+                                               "invoke": 9001.0, "post": 41.0,
+                                               "dropped_strides": 0.0}
+
+
+def test_app_without_profiling_prints_no_profile_line(app_driver):
+    _, lines = _run_app(app_driver, steps=150, profile_every=0)
+    assert not [line for line in lines if line.startswith("profile_us")]
+    assert lines[-1] == "inferences 102"
