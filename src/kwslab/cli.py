@@ -96,7 +96,7 @@ def cmd_run(a) -> int:
     name = a.name or ("default" if (model, a.words) == ("tiny_conv", ("yes", "no")) else
                       f"{model}_{len(a.words) + 2}class")
     report = run(cfg, a.data, Path(a.runs) / name, cache_dir=a.cache or None, deploy=a.deploy,
-                 num_augmented=a.augmented_copies)
+                 num_augmented=a.augmented_copies, progress=sys.stderr.isatty())
     acc = report["accuracy"]
     print(f"run {name}: float val {acc['float_val']:.3f}, float test {acc['float_test']:.3f}, "
           f"int8 test (TFLM) {acc['int8_test']:.3f}, TFLM=LiteRT {report['tflm_litert_agreement']:.3f}, "
