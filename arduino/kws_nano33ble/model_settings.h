@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 constexpr char kModelName[] = "tiny_conv";
-#define KWS_MODEL_SETTINGS_SHA256 "08ba1fb7155fc22874c5f22161a51285d50cb487dd47e5fc1de7e595c490ec4e"
+#define KWS_MODEL_SETTINGS_SHA256 "675703b8478af2553260ddf9aea5ee5ce7aa20cba59ab7603391f07fab5101ce"
 
 // ---- Micro frontend (FrontendConfig) ----
 constexpr int kAudioSampleRateHz = 16000;

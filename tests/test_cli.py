@@ -1,0 +1,54 @@
+"""The `kwslab` command line: run -> export -> detect on real clips, and clear errors."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kwslab import cli, dataset, detect
+
+pytestmark = [pytest.mark.slow, pytest.mark.tflm]
+
+
+def test_run_export_detect_chain(data_dir, tmp_path, capsys):
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    assert cli.main(["run", "--data", str(data_dir), "--max-clips", "15", "--epochs", "2",
+                     "--augmented-copies", "1", "--runs", str(runs), "--name", "smoke",
+                     "--cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "int8 test (TFLM)" in out and "report:" in out
+    run_dir = runs / "smoke"
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["tflm_litert_agreement"] == 1.0
+
+    export_dir = tmp_path / "export"
+    assert cli.main(["export", str(run_dir / "checkpoint.pt"), "--data", str(data_dir),
+                     "--out", str(export_dir), "--cache", str(cache)]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    # Same checkpoint, same calibration data: the same model bytes as the run's export.
+    assert (export_dir / "model.tflite").read_bytes() == (run_dir / "model.tflite").read_bytes()
+    assert exported["tflite_bytes"] == report["tflite_bytes"]
+
+    clip = dataset.read_wav(data_dir / "yes" / "f2e59fea_nohash_1.wav")
+    wav = tmp_path / "long.wav"
+    sf.write(wav, np.concatenate([np.zeros(8000), clip, np.zeros(16000)]).astype(np.float32), 16000,
+             subtype="PCM_16")
+    assert cli.main(["detect", str(wav), "--model", str(run_dir / "model.tflite"),
+                     "--config", str(run_dir / "config.json")]) == 0
+    for line in capsys.readouterr().out.splitlines():  # label <tab> time_ms <tab> score
+        label, time_ms, score = line.split("\t")
+        assert label in report["config"]["data"]["words"] and 0 <= int(time_ms) <= 2500
+        assert 0 <= int(score) <= 255
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "nothing"
+    assert cli.main(["run", "--data", str(missing), "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "does not exist" in err
+
+
+def test_bad_words_option_is_refused():
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--words", ","])
+    assert cli._words("12") == ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
