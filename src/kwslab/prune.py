@@ -52,7 +52,7 @@ def _check_fraction(value: float, what: str) -> None:
         raise ValueError(f"{what}={value!r} should be a float in the range [0, 1]")
 
 
-def _check_norm(norm: str) -> None:
+def check_norm(norm: str) -> None:
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r} is not supported; choose one of {sorted(NORMS)}")
 
@@ -106,7 +106,7 @@ def magnitude_prune_mask(weight: torch.Tensor, sparsity: float, norm: str = "l1"
         ``prune.ln_structured``; MIT 6.5940 Lab 1 ``fine_grained_prune``.
     """
     _check_fraction(sparsity, "sparsity")
-    _check_norm(norm)
+    check_norm(norm)
     if group_dim is not None and not -weight.dim() <= group_dim < weight.dim():
         raise ValueError(f"group_dim={group_dim} is out of range for a weight of shape "
                          f"{tuple(weight.shape)}")
@@ -232,7 +232,7 @@ def _has_weight(module: nn.Module) -> bool:
     return isinstance(getattr(module, "weight", None), torch.Tensor)
 
 
-def _effective_parameters(model: nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
+def effective_parameters(model: nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
     """(name, tensor) for every parameter as the forward pass sees it.
 
     A pruned ``weight`` is reparametrized as ``weight_orig`` * ``weight_mask``; it is
@@ -258,7 +258,7 @@ def count_nonzero_parameters(model: nn.Module) -> int:
         int, over all parameters (weights, biases, BatchNorm gamma/beta); buffers such as
         ``running_mean`` are not parameters and are not counted.
     """
-    return int(sum(torch.count_nonzero(t).item() for _, t in _effective_parameters(model)))
+    return int(sum(torch.count_nonzero(t).item() for _, t in effective_parameters(model)))
 
 
 def sparsity_of(model: nn.Module, layer_types: tuple[type[nn.Module], ...] = PRUNABLE_TYPES
@@ -270,7 +270,7 @@ def sparsity_of(model: nn.Module, layer_types: tuple[type[nn.Module], ...] = PRU
     Raises:
         ValueError: if the model has no layer of layer_types.
     """
-    weights = [t for name, t in _effective_parameters(model)
+    weights = [t for name, t in effective_parameters(model)
                if name.rsplit(".", 1)[-1] == "weight"
                and isinstance(model.get_submodule(name.rpartition(".")[0]), layer_types)]
     if not weights:
@@ -390,7 +390,7 @@ def channel_importance(module: nn.Module, norm: str = "l2") -> torch.Tensor:
         ValueError: for an unknown norm or a BatchNorm without affine parameters.
     Source: Li et al. 2017 (arXiv:1608.08710); Liu et al. 2017 (arXiv:1708.06519).
     """
-    _check_norm(norm)
+    check_norm(norm)
     if not isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
         raise TypeError(f"channel_importance needs Conv2d, Linear or BatchNorm2d, got "
                         f"{type(module).__name__}")
@@ -572,7 +572,7 @@ def slice_linear_inputs(linear: nn.Linear, keep: torch.Tensor,
     ### END SOLUTION
 
 
-def _deepcopy_model(model: nn.Module) -> nn.Module:
+def copy_model(model: nn.Module) -> nn.Module:
     """``copy.deepcopy`` that also works on models pruned with torch's reparametrization.
 
     A pruned ``module.weight`` is ``weight_orig * weight_mask``, a non-leaf tensor that
@@ -643,12 +643,12 @@ def prune_channels(model: nn.Sequential, ratio: float, norm: str = "l2") -> nn.S
     Source: Li et al. 2017 (arXiv:1608.08710); MIT 6.5940 Lab 1 ``channel_prune``.
     """
     _check_fraction(ratio, "ratio")
-    _check_norm(norm)
+    check_norm(norm)
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"prune_channels needs a flat nn.Sequential, got {type(model).__name__}")
     if not hasattr(model, "input_shape"):
         raise ValueError("model has no input_shape attribute (T, F) for the dry forward pass")
-    new_model = _deepcopy_model(model)
+    new_model = copy_model(model)
     remove_pruning_reparam(new_model)
     layers = list(new_model.named_children())
     input_shapes = _layer_input_shapes(new_model, tuple(new_model.input_shape))

@@ -159,11 +159,11 @@ def prune_unstructured(model: nn.Module, data, sparsity: float, *, finetune_epoc
         sparsity, measured_sparsity, nonzero_params, params, val_accuracy, test_accuracy,
         finetuned_val_accuracy, finetuned_test_accuracy.
     """
-    pruned = P._deepcopy_model(model).cpu().eval()
+    pruned = P.copy_model(model).cpu().eval()
     P.apply_global_magnitude_pruning(pruned, sparsity)
     row = {"sparsity": sparsity, "measured_sparsity": P.sparsity_of(pruned),
            "nonzero_params": P.count_nonzero_parameters(pruned),
-           "params": sum(t.numel() for _, t in P._effective_parameters(pruned)),
+           "params": sum(t.numel() for _, t in P.effective_parameters(pruned)),
            **_accuracies(pruned, data)}
     _finetune(pruned, data, finetune_epochs, lr, batch_size, seed)
     row.update(_accuracies(pruned, data, "finetuned_"))
@@ -237,12 +237,12 @@ def grouped_sweep(model: nn.Module, data, sparsities: Sequence[float],
         ValueError: for an empty or out-of-range sparsity list or an unknown norm.
     """
     for norm in norms:
-        P._check_norm(norm)
+        P.check_norm(norm)
     rows = []
     for s in _check_values(sparsities, "sparsities"):
-        l1_masks = apply_group_pruning(P._deepcopy_model(model), s, "l1")
+        l1_masks = apply_group_pruning(P.copy_model(model), s, "l1")
         for norm in norms:
-            pruned = P._deepcopy_model(model).cpu().eval()
+            pruned = P.copy_model(model).cpu().eval()
             masks = apply_group_pruning(pruned, s, norm)
             pruned_groups = sum(int((~m).sum()) for m in masks.values())
             shared = sum(int((~m & ~l1_masks[n]).sum()) for n, m in masks.items())
@@ -553,7 +553,7 @@ def deploy(model: nn.Module, cfg, data, out_dir, *, lut_values: int | None = Non
 
     from . import export
 
-    plain = P.remove_pruning_reparam(P._deepcopy_model(model)).cpu().eval()
+    plain = P.remove_pruning_reparam(P.copy_model(model)).cpu().eval()
     if lut_values is not None:
         cluster_weights(plain, lut_values)
     rep = export.export(plain, cfg, data, out_dir, progress=progress)
