@@ -430,3 +430,15 @@ def test_loop_that_swallows_the_alarm_is_killed_at_the_hard_time_limit(repo, tmp
     assert any("time limit of 4 s reached" in n for n in result.notes)
     assert 4 <= result.seconds < 15
     assert {t.status for t in result.tests} == {"not run"}
+
+
+@pytest.mark.slow
+def test_extra_credit_adds_to_the_score_but_not_to_the_maximum():
+    repo = Path(__file__).resolve().parents[1]
+    tests = grading.collect_graded(repo)
+    extra = [t for t in tests if t.extra_credit]
+    assert extra and all("minifloat" in t.name for t in extra)
+    everything = grading.StudentResult("all", [grading.TestResult(t, "passed") for t in tests])
+    assert everything.score == sum(t.points for t in tests)
+    assert everything.max_score == sum(t.points for t in tests) - sum(t.points for t in extra)
+    assert everything.score > everything.max_score  # full marks plus the bonus

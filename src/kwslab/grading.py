@@ -84,6 +84,12 @@ class GradedTest:
     line: int
     points: float
     hidden: bool
+    extra_credit: bool = False
+    """graded(points=N, extra_credit=True): adds to the score, not to the maximum."""
+
+    @property
+    def max_points(self) -> float:
+        return 0.0 if self.extra_credit else self.points
 
 
 @dataclass
@@ -112,7 +118,7 @@ class StudentResult:
 
     @property
     def max_score(self) -> float:
-        return sum(t.test.points for t in self.tests)
+        return sum(t.test.max_points for t in self.tests)
 
 
 # ---------------------------------------------------------------- sandbox
@@ -320,7 +326,8 @@ def collect_graded(repo: Path, timeout_s: float = 300) -> list[GradedTest]:
     hidden_lines = {f: course.hidden_line_ranges((repo / f).read_text(), f) for f in files}
     tests = [GradedTest(r["nodeid"], r["classname"], r["name"], r["path"], r["line"],
                         float(r["points"]),
-                        any(a <= r["line"] <= b for a, b in hidden_lines.get(r["path"], [])))
+                        any(a <= r["line"] <= b for a, b in hidden_lines.get(r["path"], [])),
+                        bool(r.get("extra_credit", False)))
              for r in records if r["points"] is not None]
     if not tests:
         raise RuntimeError(f"no test in {repo}/tests/graded is marked "
@@ -401,7 +408,7 @@ def write_student(result: StudentResult, folder: Path) -> None:
     gradescope = {
         "score": result.score, "execution_time": round(result.seconds, 2),
         "output": "\n".join(header),
-        "tests": [{"name": t.test.nodeid, "score": t.score, "max_score": t.test.points,
+        "tests": [{"name": t.test.nodeid, "score": t.score, "max_score": t.test.max_points,
                    "status": "passed" if t.status == "passed" else "failed",
                    "output": t.output if t.status != "passed" else "",
                    "visibility": "after_published" if t.test.hidden else "visible"}

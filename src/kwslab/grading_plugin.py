@@ -87,13 +87,15 @@ def pytest_collection_finish(session):
     records = []
     for item in session.items:
         marker = item.get_closest_marker("graded")
-        points = None
+        points, extra_credit = None, False
         if marker is not None:
             points = marker.kwargs.get("points", marker.args[0] if marker.args else 1)
+            extra_credit = bool(marker.kwargs.get("extra_credit", False))
         classname, name = _junit_address(item.nodeid)
         path, line, _ = item.location
         records.append({"nodeid": item.nodeid, "classname": classname, "name": name,
-                        "path": path, "line": (line or 0) + 1, "points": points})
+                        "path": path, "line": (line or 0) + 1, "points": points,
+                        "extra_credit": extra_credit})
     with open(target, "w", encoding="utf-8") as f:
         json.dump(records, f, indent=1)
 
