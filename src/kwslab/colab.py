@@ -1,12 +1,27 @@
-"""Notebook helpers: the Colab bootstrap, a microphone recorder, and the graded check cells.
+"""Notebook helpers: the Colab bootstrap and data, a microphone recorder, check cells, hand-in.
 
-* ``bootstrap()`` makes a Colab runtime ready: the repository cloned to ``/content/kwslab``,
-  installed with ``pip install -e`` (the version ranges of ``pyproject.toml``, so Colab's own
-  torch and TensorFlow stay), ``src/`` added to ``sys.path`` (the running kernel does not see
-  an editable install made after it started) and the working directory set to
-  ``notebooks/``, so relative paths mean the same in Colab, Jupyter and CI. Outside Colab it
-  does nothing. The first cell of every notebook clones the repository itself (it cannot
-  import kwslab before that) and then calls it.
+* ``bootstrap(data)`` makes a Colab runtime ready; outside Colab it does nothing. The first
+  cell of every notebook mounts Google Drive and clones the repository to
+  ``/content/drive/MyDrive/kwslab`` (``/content/kwslab`` if Drive is not mounted), since it
+  cannot import kwslab before that, then calls it. ``bootstrap``
+  1. installs the lab with ``pip install -e`` (the version ranges of ``pyproject.toml``, so
+     Colab's own torch and TensorFlow stay; only the missing ``tflite-micro`` and
+     ``ai-edge-litert`` are downloaded), once per runtime;
+  2. adds ``src/`` to ``sys.path`` (the running kernel does not see an editable install made
+     after it started) and makes ``notebooks/`` the working directory;
+  3. gets the data (``prepare_data``): the official archive is downloaded once through
+     ``kwslab.download`` (progress bar, SHA-256, resume) into ``<repo>/data/downloads/`` and
+     unpacked onto the runtime's fast local disk (``/content/speech_commands`` or
+     ``/content/speech_commands_small``), and ``$KWSLAB_DATA`` points there.
+  With Drive mounted the repository lives on Drive, so everything a later notebook (a new
+  runtime) needs is already there: your edits of the graded ``.py`` files, the notebooks,
+  ``runs/`` (notebook 3's checkpoint), ``.cache/`` (features) and the archive. Without Drive
+  all of it is on the runtime's disk and disappears with the runtime: each notebook then
+  downloads the archive again and notebooks 4-6 fall back to a pretrained checkpoint.
+* ``prepare_data("small")`` unpacks a fixed tenth of the archive (``SMALL_SPEAKER_PERCENT``
+  of the speakers, picked by a CRC-32 of the speaker id, with all their clips of every word,
+  plus the background noise and the split lists); ``"full"`` unpacks everything (105,829
+  clips). Notebooks 1 and 2 use "small" (they need a few clips); 3 to 6 use "full".
 * ``record_audio(seconds)`` records from the microphone and returns 16 kHz mono float audio:
   in Colab through a JavaScript cell (``google.colab.output.eval_js``: ``getUserMedia`` +
   ``MediaRecorder``; the browser decodes and resamples with ``OfflineAudioContext`` and hands
@@ -14,14 +29,24 @@
   It returns None when neither is available (CI), so callers fall back to a dataset clip.
 * ``check(test_file, keyword)`` runs the public graded tests of one task in-process with
   ``pytest.main`` (fast: torch is already imported; ``%autoreload`` has already loaded the
-  student's edits) and raises AssertionError when one fails, so a locked check cell fails.
+  student's edits) with short tracebacks, and raises AssertionError when one fails, so a
+  locked check cell fails.
+* ``collect_submission(student)`` zips the graded ``.py`` files and the notebooks into
+  ``<repo>/hand_in/kwslab_<student>.zip`` in the layout ``kwslab course grade`` reads.
+
+Environment overrides (for mirrors and for the emulated-Colab test): ``KWSLAB_DATA_URL``
+and ``KWSLAB_DATA_SHA256`` (an empty digest skips the check) replace the archive's URL and
+digest; ``KWSLAB_COLAB_ROOT`` replaces ``/content``.
 
 References:
-  1) Colab example notebook "Advanced outputs" (``google.colab.output.eval_js``) and the
-     MDN pages for ``MediaRecorder``, ``BaseAudioContext.decodeAudioData`` and
+  1) Colab example notebooks "External data: Local Files, Drive, Sheets, and Cloud Storage"
+     (``google.colab.drive.mount``) and "Advanced outputs" (``google.colab.output.eval_js``);
+     the MDN pages for ``MediaRecorder``, ``BaseAudioContext.decodeAudioData`` and
      ``OfflineAudioContext``.
-  2) python-sounddevice documentation (``sounddevice.rec``, ``sounddevice.wait``).
-  3) pytest "Calling pytest from Python code" (``pytest.main``, exit codes).
+  2) Stanford CS231n assignments: the Colab setup cell (work kept on Drive) and
+     ``collectSubmission`` (one zip of the student's files).
+  3) python-sounddevice documentation (``sounddevice.rec``, ``sounddevice.wait``).
+  4) pytest "Calling pytest from Python code" (``pytest.main``, exit codes).
 """
 from __future__ import annotations
 
@@ -29,8 +54,14 @@ import base64
 import io
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +69,19 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 REPO_URL = "https://github.com/kwslab/kwslab"
-"""The repository the Colab cells clone (change the organisation in a fork)."""
-COLAB_DIR = Path("/content/kwslab")
-"""Where the Colab bootstrap clones the repository."""
+"""The repository the Colab cells clone (``kwslab course release --repo-url`` rewrites it)."""
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """This checkout: src/kwslab/colab.py -> parents[2]."""
+GRADED_FILES = ("src/kwslab/size_estimate.py", "src/kwslab/quantize.py", "src/kwslab/prune.py")
+"""The files students fill in (repository-relative); what ``collect_submission`` hands in."""
+SMALL_SPEAKER_PERCENT = 10
+"""``prepare_data("small")`` keeps the speakers with crc32(speaker id) % 100 below this."""
+DATA_KINDS = ("small", "full")
+
+
+def colab_root() -> Path:
+    """The runtime's work folder: ``/content`` in Colab (``$KWSLAB_COLAB_ROOT`` overrides)."""
+    return Path(os.environ.get("KWSLAB_COLAB_ROOT", "/content"))
 
 
 def in_colab() -> bool:
@@ -54,52 +93,185 @@ def in_colab() -> bool:
     return True
 
 
-def bootstrap(repo_dir: str | Path = COLAB_DIR, repo_url: str = REPO_URL) -> Path | None:
-    """Clone (if needed), install and import-enable the lab in Colab; a no-op elsewhere.
+def on_drive(path: str | Path = REPO_ROOT) -> bool:
+    """True if path is inside the mounted Google Drive (``<colab root>/drive``)."""
+    drive = colab_root() / "drive"
+    return Path(os.path.abspath(path)).is_relative_to(drive)
+
+
+@dataclass(frozen=True)
+class ColabSession:
+    """What ``bootstrap`` set up: the checkout, whether it persists, the data folder."""
+    repo: Path
+    persistent: bool
+    data_dir: Path | None
+
+    def __str__(self) -> str:
+        keep = ("on Google Drive: your edits, runs/ and the feature cache survive this runtime"
+                if self.persistent else
+                "NOT on Drive: everything here is lost when the runtime is deleted")
+        data = f"; data in {self.data_dir}" if self.data_dir else ""
+        return f"kwslab in {self.repo} ({keep}){data}"
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # how IPython shows it
+        printer.text(str(self))
+
+
+def bootstrap(data: str | None = "full", *, progress: bool = True) -> ColabSession | None:
+    """Install and import-enable the lab in Colab and get its data; a no-op elsewhere.
 
     Args:
-        repo_dir: the checkout in Colab.
-        repo_url: what to clone when repo_dir does not exist.
+        data: "small", "full" (see ``prepare_data``) or None for no data.
+        progress: show download and unpack progress bars.
     Returns:
-        The repository folder in Colab (the working directory is then its ``notebooks/``);
-        None outside Colab, where nothing is changed.
+        A ColabSession (the working directory is then ``<repo>/notebooks`` and
+        ``$KWSLAB_DATA`` the data folder); None outside Colab, where nothing is changed.
     Raises:
-        subprocess.CalledProcessError: if ``git clone`` or ``pip install`` fails (the output
-            is shown above the error).
+        ValueError: for an unknown data kind.
+        subprocess.CalledProcessError: if ``pip install`` fails (its output is above).
+        kwslab.dataset.DataError, ConnectionError: from the download (run the cell again to
+            resume it).
     """
+    if data is not None and data not in DATA_KINDS:
+        raise ValueError(f"data must be one of {DATA_KINDS} or None, got {data!r}")
     if not in_colab():
         return None
-    repo_dir = Path(repo_dir)
-    if not (repo_dir / "pyproject.toml").exists():
-        subprocess.run(["git", "clone", "--depth", "1", repo_url, str(repo_dir)], check=True)
-    marker = repo_dir / ".colab_installed"
+    repo = REPO_ROOT
+    marker = colab_root() / ".kwslab_installed"  # on the runtime's disk: once per runtime
     if not marker.exists():
         pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run(pip + ["--no-deps", "-e", str(repo_dir)], check=True)
-        subprocess.run(pip + colab_requirements(repo_dir / "pyproject.toml"), check=True)
+        subprocess.run(pip + ["--no-deps", "-e", str(repo)], check=True)
+        subprocess.run(pip + colab_requirements(repo / "pyproject.toml"), check=True)
         marker.touch()
-    src = str(repo_dir / "src")
+    src = str(repo / "src")
     if src not in sys.path:
         sys.path.insert(0, src)
-    os.chdir(repo_dir / "notebooks")
-    return repo_dir
+    os.chdir(repo / "notebooks")
+    persistent = on_drive(repo)
+    if not persistent:
+        log.warning("Google Drive is not mounted: %s, its runs/ and the data archive are lost "
+                    "when this runtime is deleted", repo)
+    data_dir = prepare_data(data, progress=progress) if data else None
+    if data_dir is not None:
+        os.environ["KWSLAB_DATA"] = str(data_dir)
+    return ColabSession(repo, persistent, data_dir)
 
 
 def colab_requirements(pyproject: str | Path) -> list[str]:
-    """The project's dependencies minus ``tensorflow-cpu`` when TensorFlow is importable.
+    """The project's dependencies for pip in Colab.
 
-    Colab ships the ``tensorflow`` distribution (GPU build); installing ``tensorflow-cpu``
-    beside it would overwrite the same ``tensorflow`` package. Everything else is passed to pip,
-    which leaves already-satisfied ranges (torch, numpy, librosa ...) alone.
+    ``tensorflow-cpu`` is dropped when TensorFlow is importable: Colab ships the
+    ``tensorflow`` distribution (GPU build), and ``tensorflow-cpu`` beside it would overwrite
+    the same package. A requirement that names no version (``tflite-micro``, nightly builds
+    only) takes the exact pin of ``requirements.txt`` beside pyproject.toml when there is one.
+    Everything else is passed to pip as is, which leaves already-satisfied ranges (torch,
+    numpy, librosa ...) alone.
     """
     import importlib.util
-    import re
     import tomllib
 
-    deps = tomllib.loads(Path(pyproject).read_text())["project"]["dependencies"]
+    pyproject = Path(pyproject)
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    pins = {}
+    req = pyproject.with_name("requirements.txt")
+    if req.is_file():
+        for line in req.read_text().splitlines():
+            m = re.match(r"\s*([A-Za-z0-9_.-]+)==(\S+)", line)
+            if m:
+                pins[m.group(1).lower()] = line.strip()
     has_tf = importlib.util.find_spec("tensorflow") is not None
-    return [d for d in deps
-            if not (has_tf and re.match(r"tensorflow(-cpu)?\b", d.split(";")[0].strip()))]
+    out = []
+    for d in deps:
+        name = d.split(";")[0].strip()
+        if has_tf and re.match(r"tensorflow(-cpu)?\b", name):
+            continue
+        if re.fullmatch(r"[A-Za-z0-9_.-]+", name) and name.lower() in pins and ";" not in d:
+            d = pins[name.lower()]
+        out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------- data
+def data_source() -> tuple[str, str | None]:
+    """(archive URL, expected SHA-256 or None): the official ones unless overridden by
+    ``$KWSLAB_DATA_URL`` / ``$KWSLAB_DATA_SHA256`` (an empty digest skips the check)."""
+    from .download import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
+
+    url = os.environ.get("KWSLAB_DATA_URL") or SPEECH_COMMANDS_URL
+    sha = os.environ.get("KWSLAB_DATA_SHA256",
+                         SPEECH_COMMANDS_SHA256 if url == SPEECH_COMMANDS_URL else "")
+    return url, (sha or None)
+
+
+def in_small_subset(member: str) -> bool:
+    """True if an archive member belongs to the "small" data set.
+
+    Kept: everything outside word folders (``_background_noise_/``, the split lists, the
+    README and LICENSE) and ``<word>/<speaker>_nohash_<n>.wav`` when
+    ``zlib.crc32(speaker) % 100 < SMALL_SPEAKER_PERCENT``. Whole speakers are kept, so the
+    validation/test lists still split by speaker.
+    Example: ``yes/0a7c2a8d_nohash_0.wav`` is kept iff crc32(b"0a7c2a8d") % 100 < 10.
+    """
+    parts = member.lstrip("./").split("/")
+    if len(parts) != 2 or parts[0].startswith("_") or "_nohash_" not in parts[1]:
+        return True
+    speaker = parts[1].split("_nohash_")[0]
+    return zlib.crc32(speaker.encode()) % 100 < SMALL_SPEAKER_PERCENT
+
+
+def prepare_data(kind: str = "full", *, dest_root: str | Path | None = None,
+                 archive_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Download the archive once (kept with the repository) and unpack it onto local disk.
+
+    Args:
+        kind: "full" (every clip) or "small" (``in_small_subset``).
+        dest_root: where the data folder is made, default the Colab root (``/content``):
+            ``<dest_root>/speech_commands`` or ``<dest_root>/speech_commands_small``.
+        archive_dir: where the archive is kept, default ``<repo>/data/downloads`` (on Drive
+            when the repository is).
+        progress: tqdm bars for the download (bytes) and the unpacking (members).
+    Returns:
+        The data folder (already unpacked folders are reused: a marker file records the
+        archive URL and kind).
+    Raises:
+        ValueError: for an unknown kind.
+        kwslab.dataset.DataError: on a checksum mismatch or a corrupt archive.
+        ConnectionError, urllib.error.URLError: network failures (run again to resume).
+    """
+    from tqdm.auto import tqdm
+
+    from .dataset import DataError
+    from .download import DONE_MARKER, download_file
+
+    if kind not in DATA_KINDS:
+        raise ValueError(f"kind must be one of {DATA_KINDS}, got {kind!r}")
+    url, sha = data_source()
+    dest_root = Path(dest_root) if dest_root is not None else colab_root()
+    dest = dest_root / ("speech_commands" if kind == "full" else "speech_commands_small")
+    stamp = f"{url}\n{kind}\n"
+    if (dest / DONE_MARKER).is_file() and (dest / DONE_MARKER).read_text() == stamp:
+        return dest
+    archive_dir = Path(archive_dir) if archive_dir is not None else REPO_ROOT / "data" / "downloads"
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "archive.tar.gz"
+    archive = download_file(url, archive_dir / name, sha, progress=progress)
+    staging = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    if dest.exists():
+        shutil.rmtree(dest)
+    try:
+        with tarfile.open(archive, "r:*") as tar, tqdm(desc=f"unpack {kind}", unit=" files",
+                                                       disable=not progress, leave=False) as bar:
+            for member in tar:  # streaming: one pass through the .tar.gz
+                if kind == "full" or in_small_subset(member.name):
+                    tar.extract(member, staging, filter="data")
+                    bar.update(1)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(f"{archive}: corrupt, truncated or unsafe archive ({e}); delete it "
+                        "and run again") from e
+    (staging / DONE_MARKER).write_text(stamp)
+    os.replace(staging, dest)
+    return dest
 
 
 # ---------------------------------------------------------------- recording
@@ -252,7 +424,7 @@ def check(test_file: str | Path, keyword: str | None = None, quiet: bool = True)
                 self.passed += 1
 
     counter = _Count()
-    args = [str(path), "-p", "no:cacheprovider", "--no-header", "-rN"]
+    args = [str(path), "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=short"]
     args += ["-q"] if quiet else []
     args += ["-k", keyword] if keyword else []
     code = pytest.main(args, plugins=[counter])
@@ -262,3 +434,54 @@ def check(test_file: str | Path, keyword: str | None = None, quiet: bool = True)
         raise AssertionError(f"tests in {path} (-k {keyword!r}) failed (pytest exit code "
                              f"{int(code)}); read the report above")
     return counter.passed
+
+
+# ---------------------------------------------------------------- hand-in
+def collect_submission(student: str, repo: str | Path = REPO_ROOT,
+                       out_dir: str | Path | None = None) -> Path:
+    """Zip the graded ``.py`` files and the notebooks for hand-in.
+
+    The archive ``kwslab_<student>.zip`` holds ``<student>/src/kwslab/{size_estimate,
+    quantize,prune}.py`` and ``<student>/notebooks/*.ipynb``: unzipped into a submissions
+    folder it is the layout ``kwslab course grade SUBMISSIONS/`` reads. In Colab the browser
+    is also asked to download a copy (``google.colab.files.download``).
+
+    Args:
+        student: your name or student id; characters other than letters, digits, ``.``,
+            ``_`` and ``-`` become ``_``.
+        repo: the checkout to pack (default this one).
+        out_dir: where the zip goes, default ``<repo>/hand_in`` (on Drive in Colab).
+    Returns:
+        The zip's path.
+    Raises:
+        ValueError: if student is empty or still the placeholder "your_name".
+        FileNotFoundError: if a graded file is missing (the message names it).
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", (student or "").strip()).strip("._")
+    if not name or name.lower() in ("your_name", "yourname"):
+        raise ValueError(f"student must be your name or student id, got {student!r}")
+    repo = Path(repo)
+    files = [repo / f for f in GRADED_FILES]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"graded file(s) missing: {', '.join(missing)}")
+    notebooks = sorted((repo / "notebooks").glob("*.ipynb"))
+    out_dir = Path(out_dir) if out_dir is not None else repo / "hand_in"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    archive = out_dir / f"kwslab_{name}.zip"
+    tmp = archive.with_name(archive.name + ".partial")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files + notebooks:
+            z.write(f, f"{name}/{f.relative_to(repo).as_posix()}")
+    os.replace(tmp, archive)
+    log.info("hand-in archive %s: %d graded files, %d notebooks", archive, len(files),
+             len(notebooks))
+    if in_colab():
+        try:
+            from google.colab import files as colab_files
+
+            colab_files.download(str(archive))
+        except Exception as e:  # no browser attached (a background execution)
+            log.warning("browser download of %s failed (%s); take it from the file browser",
+                        archive, e)
+    return archive

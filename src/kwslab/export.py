@@ -52,9 +52,9 @@ class ExportError(RuntimeError):
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    return tf
+    from ._tf import import_tensorflow
+
+    return import_tensorflow()
 
 
 def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d):
@@ -241,11 +241,10 @@ def convert_int8(kmodel, calibration: np.ndarray) -> bytes:
 
 
 def _quiet_convert(converter) -> bytes:
-    """converter.convert() without Keras' "Saved artifact ..." printout."""
-    import contextlib
-    import io
+    """converter.convert() without its known printout and warnings (see kwslab._tf)."""
+    from ._tf import quiet_converter
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_converter():
         return bytes(converter.convert())
 
 

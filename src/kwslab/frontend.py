@@ -73,8 +73,9 @@ def _batched_op(cfg: FrontendConfig):
     """A tf.function running the op over a batch with tf.vectorized_map (one per config)."""
     key = cfg
     if key not in _GRAPHS:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
+        from ._tf import import_tensorflow
+
+        tf = import_tensorflow()
         from tensorflow.lite.experimental.microfrontend.python.ops import (
             audio_microfrontend_op as op,
         )
