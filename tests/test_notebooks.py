@@ -59,7 +59,7 @@ def test_notebook_opens_with_goal_badge_and_colab_bootstrap(path):
         f"{path.name}: the first cell lacks the open-in-Colab badge for {path.name}"
     boot = nb.cells[1]
     assert boot.cell_type == "code" and "google.colab" in boot.source \
-        and "bootstrap()" in boot.source, f"{path.name}: the second cell must be the Colab bootstrap"
+        and "bootstrap(" in boot.source, f"{path.name}: the second cell must be the Colab bootstrap"
     assert any("%autoreload 2" in c.source for c in nb.cells[:4]), f"{path.name}: no %autoreload 2"
 
 

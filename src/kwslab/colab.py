@@ -96,7 +96,7 @@ def in_colab() -> bool:
 def on_drive(path: str | Path = REPO_ROOT) -> bool:
     """True if path is inside the mounted Google Drive (``<colab root>/drive``)."""
     drive = colab_root() / "drive"
-    return Path(os.path.abspath(path)).is_relative_to(drive)
+    return Path(path).resolve().is_relative_to(drive.resolve())
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,11 @@ def bootstrap(data: str | None = "full", *, progress: bool = True) -> ColabSessi
     marker = colab_root() / ".kwslab_installed"  # on the runtime's disk: once per runtime
     if not marker.exists():
         pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run(pip + ["--no-deps", "-e", str(repo)], check=True)
-        subprocess.run(pip + colab_requirements(repo / "pyproject.toml"), check=True)
+        if not _installed("kwslab"):  # Colab has setuptools: no isolated build environment
+            subprocess.run(pip + ["--no-deps", "--no-build-isolation", "-e", str(repo)], check=True)
+        missing = [r for r in colab_requirements(repo / "pyproject.toml") if not _installed(r)]
+        if missing:
+            subprocess.run(pip + missing, check=True)
         marker.touch()
     src = str(repo / "src")
     if src not in sys.path:
@@ -191,6 +194,24 @@ def colab_requirements(pyproject: str | Path) -> list[str]:
     return out
 
 
+def _installed(requirement: str) -> bool:
+    """True if an installed distribution satisfies requirement (False when unsure)."""
+    from importlib import metadata
+
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        return False
+    req = Requirement(requirement)
+    if req.marker is not None and not req.marker.evaluate():
+        return True  # not needed on this platform
+    try:
+        version = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        return False
+    return req.specifier.contains(version, prereleases=True)
+
+
 # ---------------------------------------------------------------- data
 def data_source() -> tuple[str, str | None]:
     """(archive URL, expected SHA-256 or None): the official ones unless overridden by
@@ -238,7 +259,7 @@ def prepare_data(kind: str = "full", *, dest_root: str | Path | None = None,
         kwslab.dataset.DataError: on a checksum mismatch or a corrupt archive.
         ConnectionError, urllib.error.URLError: network failures (run again to resume).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .dataset import DataError
     from .download import DONE_MARKER, download_file
