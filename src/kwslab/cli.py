@@ -86,6 +86,9 @@ def _add_course(p: argparse.ArgumentParser) -> None:
     q.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     q.add_argument("--untracked", action="store_true",
                    help="also release untracked files git does not ignore")
+    q.add_argument("--repo-url", default=None, metavar="URL",
+                   help="the students' GitHub repository (https://github.com/OWNER/NAME): "
+                        "rewrites every Colab badge and clone URL")
     q = sub.add_parser("nbgrader-source", help="write course/source/<assignment>/")
     q.add_argument("--assignment", default="kwslab")
     q.add_argument("--force", action="store_true")
@@ -164,7 +167,8 @@ def cmd_course(a) -> int:
     try:
         repo = a.repo or course.find_repo()
         if a.course_command == "release":
-            r = course.release(repo, a.out, force=a.force, untracked=a.untracked)
+            r = course.release(repo, a.out, force=a.force, untracked=a.untracked,
+                               repo_url=a.repo_url)
             print(f"released {len(r.files)} files to {r.out} ({r.solution_blocks} solution "
                   f"blocks stubbed, {r.hidden_blocks} hidden-test blocks removed, "
                   f"{len(r.left_out)} solution-only files left out)")

@@ -226,8 +226,8 @@ def find_leaks(out: Path, hidden_names: list[str] = ()) -> list[str]:
     return leaks
 
 
-def release(repo: Path, out: Path, force: bool = False, untracked: bool = False
-            ) -> ReleaseReport:
+def release(repo: Path, out: Path, force: bool = False, untracked: bool = False,
+            repo_url: str | None = None) -> ReleaseReport:
     """Build the student tree of `repo` in `out`.
 
     Args:
@@ -235,6 +235,9 @@ def release(repo: Path, out: Path, force: bool = False, untracked: bool = False
         out: destination folder; must be empty or absent unless `force`.
         force: write into a non-empty `out` (its content is removed first).
         untracked: in a git checkout, also release untracked files that are not ignored.
+        repo_url: the students' GitHub repository (https://github.com/<owner>/<name>): every
+            clone URL and Colab badge is pointed at it (`kwslab.course.publish`). The
+            release's README.md is always the student README (`course/student_README.md`).
     Returns:
         a ReleaseReport.
     Raises:
@@ -274,6 +277,19 @@ def release(repo: Path, out: Path, force: bool = False, untracked: bool = False
         else:
             shutil.copy2(src, dst)
         report.files.append(name)
+    from . import publish
+
+    if (repo / publish.STUDENT_README).is_file():
+        publish.write_student_readme(repo, out)
+    if repo_url is not None:
+        try:
+            publish.rewrite_repo_url(out, repo_url)
+        except publish.RepoUrlError as e:
+            raise ReleaseError(str(e)) from e
+        left = publish.placeholder_urls(out)
+        if left and publish.github_parts(repo_url) != publish.github_parts(publish.PLACEHOLDER_URL):
+            raise ReleaseError(f"release {out} still names the placeholder repository:\n  "
+                               + "\n  ".join(left[:50]))
     leaks = find_leaks(out, hidden)
     if leaks:
         raise ReleaseError(f"release {out} leaks {len(leaks)} solution/hidden line(s):\n  "
