@@ -267,3 +267,17 @@ def test_hand_in_archive_from_notebook_6_grades_to_full_marks(emulated_run, tmp_
     with open(grades / "grades.csv") as f:
         row = next(r for r in csv.DictReader(f) if r["student"] == STUDENT)
     assert float(row["max"]) > 0 and float(row["total"]) == float(row["max"]), row
+
+
+@pytest.mark.slow
+def test_kwslab_run_output_has_no_tensorflow_log(data_dir, tmp_path):
+    # a smoke run with TensorFlow's own default log level: kwslab must silence it itself
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", "import sys; from kwslab.cli import main; sys.exit(main())",
+                           "run", "--data", str(data_dir), "--max-clips", "5", "--epochs", "1",
+                           "--augmented-copies", "1", "--runs", str(tmp_path), "--name", "quiet",
+                           "--cache", ""], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "run quiet:" in proc.stdout
+    noise = tf_noise(proc.stdout + proc.stderr)
+    assert not noise, f"kwslab run printed TensorFlow chatter: {noise[:5]}"
