@@ -160,5 +160,5 @@ def test_tflm_arena_estimate_within_two_percent_of_measured_arena(name, classes,
         model = prune.prune_channels(model, ratio).eval()
     x = np.random.default_rng(0).integers(-128, 60, (32, 49, 40)).astype(np.int8)
     tflite = export.convert_int8(export.keras_twin(model), export.representative_features(x))
-    measured = export.arena_bytes(tflite)
+    measured = export.measure_arena_bytes(tflite)
     assert S.estimate_tflm_arena_bytes(model) == pytest.approx(measured, rel=0.02)

@@ -31,14 +31,8 @@ import math
 import re
 from pathlib import Path
 
-from kwslab.config import Config
+from kwslab.config import DEPLOY_DIRS, Config, deploy_dirs
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_DIRS = [
-    REPO_ROOT / "arduino" / "kws_nano33ble",
-    REPO_ROOT / "psoc6" / "kws_psoc6" / "source",
-]
-"""Folders that receive model_data.h/.cpp and model_settings.h."""
 
 FEATURE_VALUE_SCALE = 256
 FEATURE_VALUE_DIV = 666
@@ -172,9 +166,7 @@ def _c_string(s: str) -> str:
 
 def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: int,
                           ops: list[str], arena_bytes: int, model_name: str,
-                          model_sha256: str = "", average_window_ms: int = 1000,
-                          detection_threshold: int = 200, suppression_ms: int = 1500,
-                          minimum_count: int = 3) -> str:
+                          model_sha256: str = "") -> str:
     """Text of ``model_settings.h`` for the device code.
 
     Holds constexprs for the micro frontend (``FrontendConfig`` fields), the feature shape
@@ -186,7 +178,8 @@ def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: 
     (``MicroMutableOpResolver<KWS_OP_COUNT>``) registers exactly the model's ops.
 
     Args:
-        cfg: the config the model was trained with (frontend and labels are used).
+        cfg: the config the model was trained with (frontend, labels and the
+            RecognizeCommands settings ``cfg.recognize`` are used).
         input_scale, input_zero_point: the model input tensor's quantization; must equal
             FEATURE_INPUT_SCALE (relative tolerance INPUT_SCALE_RTOL) and -128.
         ops: TFLite builtin op names of the model (e.g. ``["CONV_2D", "SOFTMAX"]``),
@@ -195,8 +188,6 @@ def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: 
         model_name: free text shown at boot (e.g. ``"tiny_conv yes/no int8"``).
         model_sha256: sha256 of the .tflite (``KWS_MODEL_SETTINGS_SHA256``); "" skips the
             device's compile-time match against model_data.h.
-        average_window_ms, detection_threshold, suppression_ms, minimum_count:
-            RecognizeCommands settings (micro_speech's defaults).
     Returns:
         The header text.
     Raises:
@@ -223,7 +214,7 @@ def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: 
     if model_sha256 and not re.fullmatch(r"[0-9a-f]{64}", model_sha256):
         raise ValueError(f"model_sha256={model_sha256!r} is not 64 lowercase hex digits")
     arena_alloc = arena_bytes_with_margin(arena_bytes)
-    fe = cfg.frontend
+    fe, rc = cfg.frontend, cfg.recognize
     labels = cfg.data.labels
     t, f = fe.num_frames, fe.num_channels
     lo = FEATURE_INPUT_SCALE * (1 - INPUT_SCALE_RTOL)
@@ -290,11 +281,11 @@ static_assert(kInputScale > {_c_float(lo)} && kInputScale < {_c_float(hi)},
 constexpr int kTensorArenaMeasuredBytes = {int(arena_bytes)};
 constexpr int kTensorArenaBytes = {arena_alloc};
 
-// ---- RecognizeCommands (micro_speech defaults) ----
-constexpr int32_t kAverageWindowMs = {int(average_window_ms)};
-constexpr int32_t kDetectionThreshold = {int(detection_threshold)};
-constexpr int32_t kSuppressionMs = {int(suppression_ms)};
-constexpr int32_t kMinimumCount = {int(minimum_count)};
+// ---- RecognizeCommands (RecognizeConfig) ----
+constexpr int32_t kAverageWindowMs = {int(rc.average_window_ms)};
+constexpr int32_t kDetectionThreshold = {int(rc.detection_threshold)};
+constexpr int32_t kSuppressionMs = {int(rc.suppression_ms)};
+constexpr int32_t kMinimumCount = {int(rc.minimum_count)};
 
 // ---- Ops the model uses: the op resolver registers exactly these ----
 #define KWS_OP_COUNT {len(methods)}
@@ -369,11 +360,12 @@ def write_deploy_files(tflite_bytes: bytes, cfg: Config, *, input_scale: float,
         tflite_bytes: the int8 .tflite model.
         cfg, input_scale, input_zero_point, ops, arena_bytes, model_name: as in
             :func:`model_settings_header`.
-        out_dirs: target folders (created if missing); default :data:`DEPLOY_DIRS`.
+        out_dirs: target folders (created if missing); default ``config.DEPLOY_DIRS``.
     Returns:
         The written paths, three per folder.
     Raises:
         ValueError: as :func:`model_settings_header` and :func:`c_array_source`.
+        FileNotFoundError: out_dirs None outside a repository checkout.
     """
     header, source = c_array_source(tflite_bytes)
     settings = model_settings_header(cfg, input_scale=input_scale,
@@ -381,7 +373,7 @@ def write_deploy_files(tflite_bytes: bytes, cfg: Config, *, input_scale: float,
                                      arena_bytes=arena_bytes, model_name=model_name,
                                      model_sha256=model_sha256(tflite_bytes))
     written = []
-    for d in (DEPLOY_DIRS if out_dirs is None else out_dirs):
+    for d in (deploy_dirs() if out_dirs is None else out_dirs):
         d = Path(d)
         d.mkdir(parents=True, exist_ok=True)
         for fname, text in (("model_data.h", header), ("model_data.cpp", source),

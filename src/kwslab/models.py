@@ -110,6 +110,9 @@ class DSCNN(KWSModel):
 
     def __init__(self, num_classes: int, input_shape: tuple[int, int] = (49, 40),
                  dropout: float = 0.2, channels: int = 64, num_blocks: int = 4):
+        if not 0 <= 2 * dropout < 1:
+            raise ValueError(f"DSCNN dropout={dropout}: the layer before pooling drops "
+                             f"2 * dropout, so dropout must be in [0, 0.5)")
         kernel, stride = (10, 4), 2
         out_h, out_w = math.ceil(input_shape[0] / stride), math.ceil(input_shape[1] / stride)
         layers: list[tuple[str, nn.Module]] = [

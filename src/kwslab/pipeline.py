@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from .config import Config, deploy_dirs
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_DIRS = (REPO_ROOT / "arduino" / "kws_nano33ble", REPO_ROOT / "psoc6" / "kws_psoc6" / "source")
 
-
-def run(cfg: Config = Config(), data_dir=None, out_dir: str | Path = "runs/default", *,
+def run(cfg: Config = Config.for_model(), data_dir=None, out_dir: str | Path = "runs/default", *,
         cache_dir: str | Path | None = ".cache/features", deploy: bool = False,
         num_augmented: int = 8, progress: bool = True) -> dict:
     """Train and export one model; return (and write) the report.
@@ -67,7 +63,7 @@ def run(cfg: Config = Config(), data_dir=None, out_dir: str | Path = "runs/defau
     timings["evaluate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    exp = export.export(model, cfg, data, out_dir, deploy_dirs=DEPLOY_DIRS if deploy else None,
+    exp = export.export(model, cfg, data, out_dir, deploy_dirs=deploy_dirs() if deploy else None,
                         model_name=cfg.model.name, progress=progress)
     timings["export"] = time.perf_counter() - t
 
@@ -161,12 +157,12 @@ def report_markdown(r: dict, labels) -> str:
     return "\n".join(lines)
 
 
-def ensure_checkpoint(run_dir: str | Path, cfg: Config = Config(), data_dir=None, *,
+def ensure_checkpoint(run_dir: str | Path, cfg: Config = Config.for_model(), data_dir=None, *,
                       cache_dir: str | Path | None = ".cache/features", progress: bool = True):
     """Load ``<run_dir>/checkpoint.pt`` (notebook 3's), training it with ``run`` if missing.
 
     Notebooks 4-6 start from notebook 3's model; run on their own (CI, a fresh Colab) they
-    train one first with cfg (pass a small cfg for a smoke run).
+    train one first with cfg (``Config.for_model(smoke=True)`` for a smoke run).
 
     Returns:
         (model in eval mode, its Config, checkpoint dict) as train.load_checkpoint.
