@@ -448,7 +448,7 @@ def test_app_boot_check_fails_with_its_message(app_driver, fault, message):
 
 
 def test_app_step_detects_and_profiles(app_driver):
-    from kwslab.prune_lab import parse_profile
+    from kwslab.firmware import parse_profile
 
     code, lines = _run_app(app_driver, steps=150, profile_every=50)
     assert code == 0 and lines[:4] == BOOT_LINES

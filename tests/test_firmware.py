@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwslab import firmware
+from kwslab import config, firmware
 from kwslab.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,13 +109,13 @@ def test_write_deploy_files_writes_three_files_per_dir(tmp_path):
 
 
 def test_deploy_dirs_exist():
-    assert [p.relative_to(REPO).as_posix() for p in firmware.DEPLOY_DIRS] == [
+    assert [p.relative_to(REPO).as_posix() for p in config.DEPLOY_DIRS] == [
         "arduino/kws_nano33ble", "psoc6/kws_psoc6/source"]
-    for d in firmware.DEPLOY_DIRS:
+    for d in config.DEPLOY_DIRS:
         assert (d / "model_settings.h").is_file()
 
 
-@pytest.mark.parametrize("deploy_dir", firmware.DEPLOY_DIRS, ids=["arduino", "psoc6"])
+@pytest.mark.parametrize("deploy_dir", config.DEPLOY_DIRS, ids=["arduino", "psoc6"])
 def test_committed_model_matches_its_settings(deploy_dir):
     """The committed model_data.cpp is a valid model whose ops, input quantization, sha256
     and labels are what model_settings.h says (whichever export wrote them)."""
@@ -135,7 +135,7 @@ def test_committed_model_matches_its_settings(deploy_dir):
 
 
 def test_both_deploy_dirs_hold_the_same_export():
-    a, b = firmware.DEPLOY_DIRS
+    a, b = config.DEPLOY_DIRS
     for name in ("model_data.cpp", "model_data.h", "model_settings.h"):
         assert (a / name).read_text() == (b / name).read_text(), name
 

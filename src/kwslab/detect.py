@@ -340,3 +340,102 @@ def score_detections(detections, truth, tolerance_ms: int = 1000,
                 if duration_ms else float("nan"))
     return {"hits": hits, "misses": n - hits, "false_alarms": false_alarms,
             "recall": hits / n if n else float("nan"), "false_alarms_per_hour": per_hour}
+
+
+# ----------------------------------------------------------------------------- one clip, clip pickers, trials
+
+
+def classify_audio(audio: np.ndarray, tflite_bytes: bytes, cfg, arena_bytes: int = 200_000) -> dict:
+    """Classify one recording as the board would: 1 s window, features, int8 model in TFLM.
+
+    Args:
+        audio: float mono audio in [-1, 1] at cfg.frontend.sample_rate_hz, shape (S,), any
+            length (the loudest clip-long window is kept, shorter audio is zero-padded).
+        tflite_bytes: the int8 model (int8 input (1, T, F, 1), int8 output (1, C)).
+        cfg: the Config the model was trained with (frontend, labels).
+        arena_bytes: TFLM arena bytes.
+    Returns:
+        dict with "label" (str), "index" (int), "scores_int8" (int8 (C,)),
+        "probabilities" (float (C,), the output dequantized with its scale / zero point)
+        and "features" (int8 (T, F)).
+    Raises:
+        ValueError: if audio is not 1-D.
+    """
+    from kwslab import export, frontend
+    from kwslab.colab import fit_clip
+
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be mono 1-D, got shape {audio.shape}")
+    clip = fit_clip(audio, cfg.frontend.clip_samples)
+    feats = frontend.compute_features(clip, cfg.frontend)  # (T, F) int8
+    scores = export.run_tflm(tflite_bytes, feats[None], arena_bytes=arena_bytes)[0].astype(np.int8)
+    out = export.io_quantization(tflite_bytes)["output"]
+    probs = (scores.astype(np.float64) - out["zero_point"]) * out["scale"] if out["scale"] else scores.astype(np.float64)
+    index = int(np.argmax(scores))
+    return {"label": cfg.data.labels[index], "index": index, "scores_int8": scores,
+            "probabilities": probs, "features": feats}
+
+
+def label_clips(data, data_dir: str | Path, label: str, n: int | None = None) -> list[np.ndarray]:
+    """The first n test-split clips of one label (float audio, 1 s), in test-split order.
+
+    Args:
+        data: kwslab.train.FeatureData (its test_names and test_y).
+        data_dir: the Speech Commands folder the names are relative to.
+        label: a word or ``_unknown_`` (``_silence_`` clips have no file).
+        n: how many (None: all).
+    Raises:
+        ValueError: if the label is not one of data.labels or is ``_silence_``.
+    """
+    from kwslab import dataset
+
+    if label not in data.labels or label == "_silence_":
+        raise ValueError(f"label {label!r} must be one of {[l for l in data.labels if l != '_silence_']}")
+    idx = [i for i, y in enumerate(data.test_y) if data.labels[y] == label]
+    return [dataset.read_wav(Path(data_dir) / data.test_names[i]) for i in idx[:n]]
+
+
+def stream_clips(data, data_dir: str | Path, num_keywords: int = 8, num_unknown: int = 2,
+                 seed: int = 0) -> list[tuple[np.ndarray, str]]:
+    """(audio, label) pairs for a stitched recording: keywords (round robin) and unknown words.
+
+    Keywords cycle through the wanted words (test split, each clip used once) until
+    num_keywords are taken or clips run out; num_unknown ``_unknown_`` clips are added and
+    the order is shuffled with seed.
+    """
+    words = [l for l in data.labels if not l.startswith("_")]
+    pools = {w: label_clips(data, data_dir, w) for w in words}
+    picked, k = [], 0
+    while len(picked) < num_keywords and any(k < len(p) for p in pools.values()):
+        for w in words:
+            if len(picked) < num_keywords and k < len(pools[w]):
+                picked.append((pools[w][k], w))
+        k += 1
+    if num_unknown:
+        picked += [(a, "_unknown_") for a in label_clips(data, data_dir, "_unknown_", num_unknown)]
+    order = np.random.default_rng(seed).permutation(len(picked))
+    return [picked[i] for i in order]
+
+
+def trial_table(trials, labels) -> list[dict]:
+    """One row per said word: trials, correct, accuracy and what it was heard as.
+
+    Args:
+        trials: sequence of (said, heard) label pairs.
+        labels: class names (rows follow this order; labels never said are left out).
+    Returns:
+        list of dicts with said, trials, correct, accuracy and heard_as (a label -> count
+        dict, most frequent first).
+    Example: [("yes", "yes"), ("yes", "no"), ("no", "no")] -> yes: 2 trials, 1 correct,
+    0.5, {"yes": 1, "no": 1}; no: 1, 1, 1.0, {"no": 1}.
+    """
+    rows = []
+    for said in labels:
+        heard = [h for s, h in trials if s == said]
+        if not heard:
+            continue
+        correct = sum(h == said for h in heard)
+        rows.append({"said": said, "trials": len(heard), "correct": correct,
+                     "accuracy": correct / len(heard), "heard_as": dict(collections.Counter(heard).most_common())})
+    return rows

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -475,3 +477,126 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     (out_dir / "export.json").write_text(json.dumps(
         {k: v for k, v in report.items() if k != "int8_test_predictions"}, indent=1))
     return report
+
+
+# ----------------------------------------------------------------------------- weight codes and TFLite Micro LUT compression
+
+
+def tflite_weight_codes(tflite: bytes) -> dict[str, np.ndarray]:
+    """int8 weight codes of every conv / fully connected layer of a .tflite model.
+
+    Returns:
+        {layer name (the Keras twin's, i.e. the PyTorch name): int8 array (C, K)}, one row
+        per output channel (the tensor's quantized dimension moved first), in the file's
+        element order (Keras' (kh, kw, in) rather than PyTorch's (in, kh, kw)).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=tflite)
+    out = {}
+    for d in it.get_tensor_details():
+        m = re.search(r"/(\w+?)_\d+/(convolution|depthwise|MatMul)$", d["name"])
+        if not m or np.dtype(d["dtype"]) != np.int8 or ";" in d["name"]:
+            continue
+        axis = d["quantization_parameters"]["quantized_dimension"]
+        codes = np.moveaxis(it.get_tensor(d["index"]), axis, 0)
+        out[m.group(1)] = codes.reshape(codes.shape[0], -1)
+    return out
+
+
+WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1}
+"""Op name -> index of its weight input, the tensors ``lut_spec`` considers."""
+
+
+def lut_spec(tflite: bytes, max_bitwidth: int = 7) -> tuple[list, list[dict]]:
+    """A LUT compression spec for every constant int8 weight tensor that LUT can shrink.
+
+    Per-channel tables along each tensor's quantized dimension (0 for CONV_2D and
+    FULLY_CONNECTED, 3 = last for DEPTHWISE_CONV_2D); the index bit width is the smallest
+    that holds the largest number of distinct values in one channel. A tensor is left out
+    if it needs more than max_bitwidth bits or if compression would not make it smaller.
+
+    Args:
+        tflite: an int8 .tflite model.
+        max_bitwidth: 1..7.
+    Returns:
+        (specs for ``tflite_micro.compression.compress``, rows: one per weight tensor with
+        tensor (index), name, op, shape, distinct_max (per channel), index_bitwidth (None if
+        left out), bytes (int8 data), lut_bytes (indices + value tables; None if left out)).
+    Raises:
+        ValueError: if max_bitwidth is not in 1..7.
+    Source: tflite-micro ``compression/lut.py`` (index packing, value tables of
+        2**bitwidth entries per channel) and ``spec_builder.py``.
+    """
+    from tflite_micro import compression
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor, spec
+
+    if not 1 <= max_bitwidth <= 7:
+        raise ValueError(f"max_bitwidth={max_bitwidth} should be in 1..7")
+    graph = model_editor.read(bytes(tflite)).subgraphs[0]
+    builder, rows, seen = compression.SpecBuilder(), [], set()
+    for op in graph.operators:
+        position = WEIGHT_OPS.get(op.opcode_name)
+        if position is None or len(op.inputs) <= position or op.inputs[position] is None:
+            continue
+        tensor = op.inputs[position]
+        if tensor.index in seen or tensor.buffer is None or not tensor.buffer.data:
+            continue
+        seen.add(tensor.index)
+        array = tensor.array
+        axis = tensor.quantization.axis if tensor.quantization is not None else None
+        channels = (np.moveaxis(array, axis or 0, 0).reshape(array.shape[axis or 0], -1)
+                    if axis is not None else array.reshape(1, -1))
+        distinct = max(len(np.unique(c)) for c in channels)
+        bits = max(1, math.ceil(math.log2(distinct)))
+        lut_bytes = math.ceil(array.size * bits / 8) + len(channels) * 2 ** bits
+        keep = bits <= max_bitwidth and lut_bytes < array.nbytes and array.dtype == np.int8
+        if keep:
+            mode = spec.PerChannel(axis) if axis is not None else spec.PerTensor()
+            builder.add_tensor(0, tensor.index).with_lut(bits, mode)
+        rows.append({"tensor": tensor.index, "name": tensor.name, "op": op.opcode_name,
+                     "shape": tuple(int(s) for s in array.shape), "distinct_max": distinct,
+                     "index_bitwidth": bits if keep else None, "bytes": int(array.nbytes),
+                     "lut_bytes": lut_bytes if keep else None})
+    return builder.build(), rows
+
+
+def lut_compress(tflite: bytes, max_bitwidth: int = 7) -> tuple[bytes, list[dict]]:
+    """TFLite Micro LUT compression of every weight tensor ``lut_spec`` selects.
+
+    The result holds DECODE (custom op ``TFLM_DECODE``) operators that expand each
+    compressed tensor into the arena right before the op that reads it: flash shrinks, the
+    arena grows by the decompressed tensors alive at the peak (or put them in a separate
+    buffer with the interpreter's ``alt_decompression_memory_size``). The pip package's
+    Python interpreter (``tflite_micro.runtime``) runs such models; on a board the
+    TFLM library must be built with compression enabled.
+
+    Returns:
+        (compressed .tflite bytes, the rows of ``lut_spec``).
+    Raises:
+        ValueError: if no tensor can be compressed (the message lists each tensor's
+            distinct values per channel).
+    """
+    from tflite_micro import compression
+
+    specs, rows = lut_spec(tflite, max_bitwidth)
+    if not specs:
+        raise ValueError("no weight tensor has few enough distinct values per channel for LUT "
+                         f"compression (max_bitwidth={max_bitwidth}): "
+                         f"{[(r['name'], r['distinct_max']) for r in rows]}; "
+                         "use cluster_weights first")
+    return bytes(compression.compress(tflite, specs)), rows
+
+
+def tflm_ops(tflite: bytes) -> list[str]:
+    """Op names of a model in execution order (builtins by name, custom ops by custom code)."""
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    return [op.custom_code or op.opcode_name
+            for op in model_editor.read(bytes(tflite)).subgraphs[0].operators]
+
+
+def zlib_bytes(tflite: bytes) -> int:
+    """Size of the model after zlib (level 9): a rough bound on what an entropy coder of the
+    zeros and repeated values could save (TFLite Micro has no such decoder)."""
+    return len(zlib.compress(bytes(tflite), 9))

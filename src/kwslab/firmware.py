@@ -31,7 +31,7 @@ import math
 import re
 from pathlib import Path
 
-from kwslab.config import DEPLOY_DIRS, Config, deploy_dirs
+from kwslab.config import Config, deploy_dirs
 
 
 FEATURE_VALUE_SCALE = 256
@@ -420,3 +420,39 @@ def build_placeholder_tflite(cfg: Config, seed: int = 0) -> bytes:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     return converter.convert()
+
+
+# ----------------------------------------------------------------------------- board profile lines
+
+
+_PROFILE_LINE = re.compile(r"profile_us\s+(.*)")
+
+
+def parse_profile(text: str) -> dict[str, float] | None:
+    """Mean of each field over the ``profile_us ...`` lines the sketch prints (KWS_PROFILE 1).
+
+    A line looks like ``profile_us capture=812 features=1520 invoke=9030 post=40
+    dropped_strides=0`` (microseconds averaged over 50 inferences; see arduino/README.md).
+
+    Returns:
+        dict field -> mean over the lines (e.g. {"capture": 812.0, "invoke": 9030.0, ...}),
+        or None if text has no such line.
+    Raises:
+        ValueError: if a profile line holds a field that is not ``name=number``.
+    """
+    values: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        m = _PROFILE_LINE.search(line)
+        if not m:
+            continue
+        for item in m.group(1).split():
+            name, sep, number = item.partition("=")
+            try:
+                values.setdefault(name, []).append(float(number))
+            except ValueError:
+                raise ValueError(f"profile line {line.strip()!r}: field {item!r} is not "
+                                 "name=number") from None
+            if not sep:
+                raise ValueError(f"profile line {line.strip()!r}: field {item!r} is not "
+                                 "name=number")
+    return {k: sum(v) / len(v) for k, v in values.items()} or None

@@ -228,3 +228,50 @@ def cached(cache_dir: str | os.PathLike | None, name: str, key: str,
         np.savez(f, **arrays)
     os.replace(tmp, path)
     return arrays
+
+
+# ----------------------------------------------------------------------------- float <-> int8 features
+
+
+def quantize_features(features: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """int8 of float features with the TFLite affine rule: clamp(round(f / scale) + zp).
+
+    Rounding is half away from zero (as the TFLite quantize reference kernel); for the
+    micro frontend's features no value falls on a half step (see ``feature_mapping``).
+
+    Args:
+        features: float array, any shape.
+        scale: > 0. zero_point: int in -128..127.
+    Returns:
+        int8 array, same shape.
+    Raises:
+        ValueError: if scale <= 0.
+    """
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    r = np.asarray(features, np.float64) / scale
+    q = np.sign(r) * np.floor(np.abs(r) + 0.5) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def feature_mapping(raw: np.ndarray, scale: float = INPUT_SCALE,
+                    zero_point: int = INPUT_ZERO_POINT) -> dict:
+    """Device int8, training float and re-quantized float features of raw frontend outputs.
+
+    Why they agree: f / scale = (raw * 10 / 256) / (666 * 10 / 65536) = raw * 256 / 666, so
+    round(f / scale) - 128 equals the device's (raw * 256 + 333) // 666 - 128 (round half
+    up) unless raw * 256 / 666 lies exactly on a half step, raw * 256 = 333 * (2k + 1):
+    impossible, the left side is even and the right side odd. Example: raw 333 ->
+    f = 13.0078, f / scale = 128.0 -> q = 0 (device: 85581 // 666 - 128 = 0).
+
+    Args:
+        raw: integer array of uint16 frontend outputs, any shape.
+        scale, zero_point: the model's input quantization.
+    Returns:
+        dict with "raw" (int64), "device_int8", "float" (float64, raw * 10 / 256) and
+        "quantized_float" (int8), all of raw's shape.
+    """
+    raw = np.asarray(raw).astype(np.int64)
+    f = raw * 10.0 / 256.0
+    return {"raw": raw, "device_int8": to_int8(raw), "float": f,
+            "quantized_float": quantize_features(f, scale, zero_point)}

@@ -681,3 +681,47 @@ def prune_channels(model: nn.Sequential, ratio: float, norm: str = "l2") -> nn.S
             raise TypeError(f"prune_channels cannot pass pruned channels through layer "
                             f"{name!r} ({type(layer).__name__})")
     return new_model
+
+
+# ----------------------------------------------------------------------------- grouped pruning (not graded)
+
+
+def group_dims(model: nn.Module) -> dict[str, int]:
+    """Which dimension of each layer's weight forms the groups of grouped pruning.
+
+    Conv2d: dim 0 (whole filters = output channels), except the model's last conv/linear
+    layer, whose outputs are the classes; Linear: dim 1 (input columns, so no class is
+    ever removed).
+
+    Returns:
+        dict module name -> group dimension.
+    """
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    dims = {}
+    for i, (name, m) in enumerate(layers):
+        if isinstance(m, nn.Linear):
+            dims[name] = 1
+        elif i < len(layers) - 1:
+            dims[name] = 0
+    return dims
+
+
+def apply_group_pruning(model: nn.Module, sparsity: float, norm: str = "l1"
+                        ) -> dict[str, torch.Tensor]:
+    """Prune the fraction ``sparsity`` of the groups (``group_dims``) of every layer by norm.
+
+    Each layer is pruned on its own (``prune.magnitude_prune_mask`` with ``group_dim``),
+    the masks applied with ``torch.nn.utils.prune.custom_from_mask`` so they persist.
+
+    Returns:
+        dict module name -> bool keep-mask of its weight's shape.
+    """
+    from torch.nn.utils import prune as torch_prune
+
+    modules = dict(model.named_modules())
+    masks = {}
+    for name, dim in group_dims(model).items():
+        mask = magnitude_prune_mask(modules[name].weight, sparsity, norm=norm, group_dim=dim)
+        torch_prune.custom_from_mask(modules[name], "weight", mask)
+        masks[name] = mask
+    return masks

@@ -658,3 +658,159 @@ def quantize_model_ptq(model: nn.Module, loader: Iterable, num_bits: int = 8,
     calibrate(qmodel, loader, num_batches)
     return qmodel.eval()
     ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- QAT convert, qparams, weight sharing (not graded)
+
+
+def _quant_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+
+
+def qat_to_float(qmodel: nn.Module) -> nn.Module:
+    """A plain float copy of a fake-quantized model, weights replaced by their grid values.
+
+    Every QuantConv2d / QuantLinear becomes an nn.Conv2d / nn.Linear of the same
+    configuration whose weight is ``layer.fake_quantize_weight()`` (per output channel,
+    symmetric, narrow range) and whose bias is the layer's float bias. Every other layer
+    (BatchNorm, which prepare_qat keeps float, ReLU, padding, pooling) is copied as it is,
+    so in eval mode the copy computes exactly what the QAT model computes without its
+    input (activation) fake quantization. Activations are quantized again by the int8
+    converter (``kwslab.export``), with ranges from its representative data set.
+
+    Args:
+        qmodel: a model from quantize.prepare_qat / quantize_model_ptq (left unmodified).
+    Returns:
+        the float model (same class as qmodel, same train/eval mode, same layer names).
+    Raises:
+        ValueError: if qmodel has no QuantConv2d / QuantLinear layer.
+    """
+    layers = _quant_layers(qmodel)
+    if not layers:
+        raise ValueError(f"{type(qmodel).__name__} has no QuantConv2d/QuantLinear layer; "
+                         "pass a model from quantize.prepare_qat or quantize_model_ptq")
+    model = copy.deepcopy(qmodel)
+    for name, q in _quant_layers(model):
+        with torch.no_grad():
+            if isinstance(q, QuantConv2d):
+                new = nn.Conv2d(q.in_channels, q.out_channels, q.kernel_size, stride=q.stride,
+                                padding=q.padding, dilation=q.dilation, groups=q.groups,
+                                bias=q.bias is not None, padding_mode=q.padding_mode)
+            else:
+                new = nn.Linear(q.in_features, q.out_features, bias=q.bias is not None)
+            new.weight.copy_(q.fake_quantize_weight())
+            if q.bias is not None:
+                new.bias.copy_(q.bias)
+        new.train(q.training)
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    return model
+
+
+def qparams_table(qmodel: nn.Module) -> list[dict]:
+    """scale and zero_point of every fake-quantized layer of a model (eval-mode values).
+
+    Returns:
+        one dict per QuantConv2d / QuantLinear, in order: "layer", "num_bits",
+        "input_min", "input_max" (observed range), "input_scale", "input_zero_point"
+        (asymmetric, per tensor), "weight_scale_min", "weight_scale_max" (symmetric per
+        output channel, zero_point 0), "channels".
+    """
+    rows = []
+    for name, q in _quant_layers(qmodel):
+        in_scale, in_zp = q.activation_qparams()
+        w_scale, _ = weight_qparams(q.weight, q.num_bits)
+        rows.append({"layer": name, "num_bits": q.num_bits,
+                     "input_min": float(q.act_min), "input_max": float(q.act_max),
+                     "input_scale": float(in_scale), "input_zero_point": int(in_zp),
+                     "weight_scale_min": float(w_scale.min()),
+                     "weight_scale_max": float(w_scale.max()), "channels": int(w_scale.numel())})
+    return rows
+
+
+def layer_weights(model: nn.Module, layer: str, channel: int | None = None) -> "numpy.ndarray":
+    """The weights a layer computes with, flattened: fake-quantized for a Quant layer.
+
+    Args:
+        model: float or fake-quantized model.
+        layer: layer name (e.g. "fc", "conv1").
+        channel: one output channel (row of the weight), or None for all.
+    Returns:
+        float32 array.
+    Raises:
+        KeyError: if the model has no such layer (names listed).
+    """
+    import numpy as np
+
+    modules = dict(model.named_modules())
+    if layer not in modules or not hasattr(modules[layer], "weight"):
+        names = [n for n, m in modules.items() if isinstance(getattr(m, "weight", None), torch.Tensor)]
+        raise KeyError(f"no weighted layer {layer!r}; layers with weights: {names}")
+    m = modules[layer]
+    with torch.no_grad():
+        w = m.fake_quantize_weight() if hasattr(m, "fake_quantize_weight") else m.weight
+    w = w.detach().cpu()
+    return (w if channel is None else w[channel]).reshape(-1).numpy().astype(np.float32)
+
+
+def _kmeans_1d(values: torch.Tensor, k: int, iterations: int = 30) -> torch.Tensor:
+    """Centroids (k' <= k,) of 1-D values by Lloyd's algorithm from quantile starts."""
+    centroids = torch.unique(torch.quantile(values, torch.linspace(0, 1, k, dtype=values.dtype)))
+    for _ in range(iterations):
+        nearest = (values[:, None] - centroids[None, :]).abs().argmin(1)
+        sums = torch.zeros_like(centroids).index_add_(0, nearest, values)
+        counts = torch.bincount(nearest, minlength=len(centroids)).to(values.dtype)
+        moved = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
+        if torch.equal(moved, centroids):
+            break
+        centroids = moved
+    return centroids
+
+
+def cluster_weights(model: nn.Module, num_values: int,
+                    layer_types: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
+                    ) -> nn.Module:
+    """Weight sharing: each output channel's weights take at most num_values distinct values.
+
+    Per output channel (row of the weight), the nonzero weights are clustered by 1-D
+    k-means into num_values - 1 centroids if the channel has zeros (zero stays exactly
+    zero, so pruned weights stay pruned), else num_values; every weight becomes its
+    centroid. int8 per-channel quantization then maps each channel to <= num_values
+    integers, which LUT compression stores as ceil(log2(num_values))-bit indices.
+    Pruning reparametrizations (``torch.nn.utils.prune``) are made permanent first.
+
+    Args:
+        model: modified in place.
+        num_values: distinct values per output channel, 2..128.
+    Returns:
+        the same model.
+    Raises:
+        ValueError: if num_values is not in 2..128.
+    Source: Han et al. 2016 (arXiv:1510.00149), Sec. 3 (weight sharing by k-means).
+    """
+    if not 2 <= num_values <= 128:
+        raise ValueError(f"num_values={num_values} should be in 2..128 (LUT indices are 1-7 bits)")
+    _remove_pruning_reparam(model)
+    with torch.no_grad():
+        for m in model.modules():
+            if not isinstance(m, layer_types):
+                continue
+            w = m.weight.view(m.weight.shape[0], -1)  # (C_out, everything else)
+            for row in w:
+                nonzero = row != 0
+                if not nonzero.any():
+                    continue
+                k = num_values - 1 if not nonzero.all() else num_values
+                values = row[nonzero]
+                centroids = _kmeans_1d(values, k)
+                row[nonzero] = centroids[(values[:, None] - centroids[None, :]).abs().argmin(1)]
+    return model
+
+
+def _remove_pruning_reparam(model: nn.Module) -> None:
+    """Make every torch.nn.utils.prune mask permanent (weight = weight_orig * weight_mask)."""
+    from torch.nn.utils import prune as torch_prune
+
+    for m in model.modules():
+        for name in [k[:-len("_mask")] for k, _ in m.named_buffers(recurse=False) if k.endswith("_mask")]:
+            torch_prune.remove(m, name)

@@ -624,3 +624,37 @@ def fits(report: dict[str, Any], board: str | dict[str, int]) -> dict[str, Any]:
     ram_percent = 100.0 * report["ram_peak_bytes"] / board["ram_bytes"]
     return {"flash_percent": flash_percent, "ram_percent": ram_percent,
             "fits": flash_percent <= 100.0 and ram_percent <= 100.0}
+
+
+# ----------------------------------------------------------------------------- microcontroller latency (not graded)
+
+
+CORTEX_M4_MACS_PER_CYCLE = 0.5
+"""Assumed int8 CMSIS-NN throughput on a Cortex-M4 (MACs per clock cycle).
+
+The M4's SMLAD multiplies and accumulates two 16-bit pairs per cycle (2 MACs/cycle peak);
+im2col, int8 -> int16 widening, requantization and loads cut that to about a quarter.
+CMSIS-NN's own benchmark (Lai et al. 2018, arXiv:1801.06601) runs its CIFAR-10 network
+(about 12.3 M MACs) in 99.1 ms on a 216 MHz Cortex-M7: 12.3e6 / (0.0991 * 216e6) = 0.57
+MACs/cycle on the dual-issue M7, so 0.5 is an optimistic round figure for the M4.
+"""
+
+
+NANO33BLE_CLOCK_HZ = 64_000_000
+"""nRF52840 (Arduino Nano 33 BLE) Cortex-M4F clock."""
+
+
+def mcu_latency_ms(macs: int, clock_hz: float = NANO33BLE_CLOCK_HZ,
+                   macs_per_cycle: float = CORTEX_M4_MACS_PER_CYCLE) -> float:
+    """Estimated inference time on a microcontroller: macs / macs_per_cycle / clock_hz.
+
+    Example: tiny_conv (336,000 MACs) at 0.5 MACs/cycle and 64 MHz: 672,000 cycles =
+    10.5 ms. Ignores non-MAC work (requantization of every output, pooling, softmax).
+
+    Raises:
+        ValueError: if macs < 0 or clock_hz or macs_per_cycle <= 0.
+    """
+    if macs < 0 or clock_hz <= 0 or macs_per_cycle <= 0:
+        raise ValueError(f"need macs >= 0, clock_hz > 0, macs_per_cycle > 0; got {macs}, "
+                         f"{clock_hz}, {macs_per_cycle}")
+    return macs / macs_per_cycle / clock_hz * 1e3

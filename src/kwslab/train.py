@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -318,3 +319,93 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[KWSMod
     model.load_state_dict(ckpt["model_state"])
     model.eval()
     return model, cfg, ckpt
+
+
+# ----------------------------------------------------------------------------- batches and accuracy
+
+
+class FeatureBatches:
+    """Shuffled (x, y) batches from the augmented training bank, one copy per epoch.
+
+    Iterating again starts the next epoch: epoch e uses augmented copy e mod K of the bank
+    (K, N, T, F) and a new permutation from a seeded generator, as ``train.train`` does.
+
+    Args:
+        train_x: int8 (K, N, T, F) device features.
+        train_y: int64 (N,) labels.
+        batch_size: clips per batch, >= 1.
+        seed: seed of the shuffles.
+    Yields:
+        x float32 (B, 1, T, F), y int64 (B,).
+    Raises:
+        ValueError: if batch_size < 1 or the bank and labels disagree in N.
+    """
+
+    def __init__(self, train_x: np.ndarray, train_y: np.ndarray, batch_size: int = 100,
+                 seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} should be >= 1")
+        if train_x.ndim != 4 or train_x.shape[1] != len(train_y):
+            raise ValueError(f"train_x of shape {train_x.shape} should be (K, N, T, F) with "
+                             f"N = len(train_y) = {len(train_y)}")
+        self.train_x, self.train_y, self.batch_size = train_x, np.asarray(train_y), batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        bank = self.train_x[self.epoch % len(self.train_x)]  # (N, T, F)
+        self.epoch += 1
+        order = torch.randperm(len(self.train_y), generator=self.generator).numpy()
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i:i + self.batch_size]
+            yield to_tensor(bank[idx]), torch.from_numpy(self.train_y[idx]).long()
+
+
+def accuracy(model: nn.Module, x_int8: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of clips whose argmax logit is the label (0.0 for no clips).
+
+    Args:
+        model: a kwslab model (logits out); run on the CPU in eval mode.
+        x_int8: int8 device features of shape (N, T, F).
+        y: int64 labels of shape (N,).
+    Returns:
+        Accuracy in [0, 1].
+    """
+    if len(y) == 0:
+        return 0.0
+    return float(np.mean(predict_logits(model, x_int8, device="cpu").argmax(1) == y))
+
+
+def calibration_batches(x_int8: np.ndarray, num_examples: int = 512,
+                        batch_size: int = 128) -> list[torch.Tensor]:
+    """Float model inputs for calibration: the first num_examples features, in batches.
+
+    Args:
+        x_int8: int8 device features, shape (N, T, F) or a bank (K, N, T, F) (its first
+            copy is used).
+        num_examples: how many examples at most.
+        batch_size: examples per batch.
+    Returns:
+        list of float32 tensors (B, 1, T, F).
+    Raises:
+        ValueError: if x_int8 holds no example.
+    """
+    x = x_int8[0] if x_int8.ndim == 4 else x_int8
+    x = x[:num_examples]
+    if len(x) == 0:
+        raise ValueError(f"no features to calibrate on (shape {tuple(x_int8.shape)})")
+    return [to_tensor(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+
+
+def accuracies(model: nn.Module, data: FeatureData, prefix: str = "") -> dict[str, float]:
+    """Validation and test accuracy (fractions in [0, 1]) of a model, in eval mode.
+
+    Args:
+        model: a kwslab model (logits out).
+        data: FeatureData (val_x/val_y, test_x/test_y).
+        prefix: put before the keys, e.g. "finetuned_".
+    Returns:
+        {prefix + "val_accuracy": ..., prefix + "test_accuracy": ...}.
+    """
+    return {f"{prefix}val_accuracy": accuracy(model, data.val_x, data.val_y),
+            f"{prefix}test_accuracy": accuracy(model, data.test_x, data.test_y)}

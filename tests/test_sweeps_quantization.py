@@ -1,4 +1,4 @@
-"""Checks of kwslab.quantize_lab (the quantization notebook's experiments) on tiny random
+"""Checks of the quantization sweeps (kwslab.sweeps) and the QAT helpers of kwslab.quantize on tiny random
 models and random int8 features: no dataset, a few seconds in all."""
 import copy
 import dataclasses
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from kwslab import quantize as Q
-from kwslab import quantize_lab as L
+from kwslab import sweeps, train
 from kwslab.config import TrainConfig
 from kwslab.models import DSCNN, TinyConv
 from kwslab.train import FeatureData
@@ -73,7 +73,7 @@ def test_qat_to_float_equals_qat_model_without_activation_quantization(make):
     qmodel = Q.prepare_qat(make(), num_bits=4)
     x = torch.rand(6, 1, 49, 40) * 26
     Q.calibrate(qmodel, [x])
-    fmodel = L.qat_to_float(qmodel)
+    fmodel = Q.qat_to_float(qmodel)
     assert not any(isinstance(m, Q._FakeQuantMixin) for m in fmodel.modules())
     assert type(fmodel) is type(qmodel) and list(fmodel._modules) == list(qmodel._modules)
 
@@ -89,7 +89,7 @@ def test_qat_to_float_equals_qat_model_without_activation_quantization(make):
 
 def test_qat_to_float_weights_are_the_fake_quantized_grid_values():
     qmodel = Q.prepare_qat(_small_dscnn(), num_bits=3)
-    fmodel = L.qat_to_float(qmodel)
+    fmodel = Q.qat_to_float(qmodel)
     float_layers = dict(fmodel.named_modules())
     for name, q in qmodel.named_modules():
         if not isinstance(q, Q._FakeQuantMixin):
@@ -108,10 +108,10 @@ def test_qat_to_float_weights_are_the_fake_quantized_grid_values():
 def test_qat_to_float_leaves_the_qat_model_alone_and_rejects_a_float_model():
     qmodel = Q.prepare_qat(_tiny_conv(), num_bits=8)
     before = _snapshot(qmodel)
-    L.qat_to_float(qmodel)
+    Q.qat_to_float(qmodel)
     _assert_unchanged(qmodel, before)
     with pytest.raises(ValueError, match="no QuantConv2d/QuantLinear"):
-        L.qat_to_float(_tiny_conv())
+        Q.qat_to_float(_tiny_conv())
 
 
 # ---- sweeps --------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_qat_to_float_leaves_the_qat_model_alone_and_rejects_a_float_model():
 def test_ptq_sweep_one_row_per_bit_width_and_float_model_untouched():
     model, data = _small_dscnn(), _random_data()
     before = _snapshot(model)
-    rows, models = L.ptq_sweep(model, data, bits=(8, 2, 4), num_calibration=16)
+    rows, models = sweeps.ptq_sweep(model, data, bits=(8, 2, 4), num_calibration=16)
     assert [r["num_bits"] for r in rows] == [8, 2, 4]
     assert {r["method"] for r in rows} == {"PTQ"}
     for r in rows:
@@ -136,7 +136,7 @@ def test_qat_sweep_trains_copies_and_leaves_the_float_model_untouched():
     model, data = _tiny_conv().train(), _random_data()
     before = _snapshot(model)
     cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=24, learning_rate=1e-2)
-    rows, models = L.qat_sweep(model, data, bits=(2, 8), train_cfg=cfg, num_calibration=16)
+    rows, models = sweeps.qat_sweep(model, data, bits=(2, 8), train_cfg=cfg, num_calibration=16)
     assert [(r["method"], r["num_bits"], r["epochs"]) for r in rows] == [("QAT", 2, 1), ("QAT", 8, 1)]
     for r in rows:
         assert 0.0 <= r["val_accuracy"] <= 1.0 and 0.0 <= r["test_accuracy"] <= 1.0
@@ -153,7 +153,7 @@ def test_qat_finetune_starts_from_calibrated_ranges():
     model, data = _tiny_conv(), _random_data()
     data.train_x[0, 0, 0, 0], data.train_x[0, 0, 0, 1] = -128, 127
     cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=24, learning_rate=1e-9)
-    qmodel, hist = L.qat_finetune(model, data, 8, cfg, num_calibration=24)
+    qmodel, hist = sweeps.qat_finetune(model, data, 8, cfg, num_calibration=24)
     assert hist.epoch == [1]
     # int8 127 -> (127 + 128) * 6660 / 65536 = 25.914 (frontend.to_float: scale 666 * 10 /
     # 65536, zero point -128); int8 -128 -> 0
@@ -179,7 +179,7 @@ def test_accuracies_are_fractions_of_correct_clips():
     data = _random_data()
     data.val_y = np.array([1, 1, 0, 2] * 3)       # 6 of 12 are class 1 -> 0.5
     data.test_y = np.array([1, 0, 0, 0] * 3)      # 3 of 12 -> 0.25
-    assert L.accuracies(_ConstantClass(1), data) == {"val_accuracy": 0.5, "test_accuracy": 0.25}
+    assert train.accuracies(_ConstantClass(1), data) == {"val_accuracy": 0.5, "test_accuracy": 0.25}
 
 
 def test_qparams_table_by_hand():
@@ -189,7 +189,7 @@ def test_qparams_table_by_hand():
     x = torch.zeros(1, 1, 49, 40)
     x[0, 0, 0, 0] = 25.5
     Q.calibrate(qmodel, [x])
-    rows = L.qparams_table(qmodel)
+    rows = Q.qparams_table(qmodel)
     assert [r["layer"] for r in rows] == ["conv1", "fc"]
     conv = rows[0]
     assert (conv["input_min"], conv["input_max"]) == (0.0, 25.5)
@@ -205,25 +205,25 @@ def test_qparams_table_by_hand():
 def test_layer_weights_returns_grid_values_of_quantized_layers():
     model = _tiny_conv()
     q2 = Q.prepare_qat(model, num_bits=2)
-    row = L.layer_weights(q2, "fc", channel=1)
+    row = Q.layer_weights(q2, "fc", channel=1)
     # 2 bits, narrow range [-1, 1]: the values are -s, 0, s with s = max |w[1]|
     s = float(model.fc.weight[1].detach().abs().max())
     assert set(np.unique(row).tolist()) <= {-s, 0.0, s}
     assert row.shape == (4000,)
-    np.testing.assert_array_equal(L.layer_weights(model, "fc"), model.fc.weight.detach().numpy().ravel())
+    np.testing.assert_array_equal(Q.layer_weights(model, "fc"), model.fc.weight.detach().numpy().ravel())
     with pytest.raises(KeyError, match="'nope'"):
-        L.layer_weights(model, "nope")
+        Q.layer_weights(model, "nope")
 
 
 def test_calibration_batches_take_the_first_bank_copy():
     data = _random_data(n_train=10)
-    batches = L.calibration_batches(data.train_x, num_examples=7, batch_size=3)
+    batches = train.calibration_batches(data.train_x, num_examples=7, batch_size=3)
     assert [tuple(b.shape) for b in batches] == [(3, 1, 49, 40), (3, 1, 49, 40), (1, 1, 49, 40)]
     # frontend.to_float: int8 -128 -> 0.0, each int8 step is 666 * 10 / 65536
     expected = (data.train_x[0, 0].astype(np.float32) + 128) * 6660 / 65536
     np.testing.assert_allclose(batches[0][0, 0].numpy(), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="no features"):
-        L.calibration_batches(data.train_x[:, :0])
+        train.calibration_batches(data.train_x[:, :0])
 
 
 @pytest.mark.slow
@@ -243,9 +243,9 @@ def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes():
     for model in (_tiny_conv(), dscnn):
         qmodel = Q.prepare_qat(model, num_bits=8)
         Q.calibrate(qmodel, [torch.from_numpy(x).float()])
-        fmodel = L.qat_to_float(qmodel)
+        fmodel = Q.qat_to_float(qmodel)
         tflite = export.convert_int8(export.keras_twin(fmodel), export.representative_features(x))
-        match = L.weight_codes_match(tflite, qmodel)
+        match = sweeps.weight_codes_match(tflite, qmodel)
         names = [n for n, m in qmodel.named_modules() if isinstance(m, Q._FakeQuantMixin)]
         assert match == {n: True for n in names}, match
         # the check can fail: one weight of fc's row 0 moved by one grid step (a code 0 -> 1
@@ -255,4 +255,4 @@ def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes():
             s0 = Q.weight_qparams(moved.fc.weight)[0][0]
             j = int(torch.argmin(moved.fc.weight[0].abs()))
             moved.fc.weight[0, j] += s0
-        assert L.weight_codes_match(tflite, moved)["fc"] is False
+        assert sweeps.weight_codes_match(tflite, moved)["fc"] is False
