@@ -235,7 +235,8 @@ def test_cpp_labels(driver):
 def test_op_registration_registers_exactly_the_model_ops(deploy_dir, tmp_path):
     """The device's kws::RegisterModelOps with this folder's model_settings.h registers
     exactly the ops of the committed model, each once."""
-    from kwslab.firmware import OP_RESOLVER_METHODS, parse_c_array, tflite_op_names
+    from kwslab.export import op_names as tflite_op_names
+    from kwslab.firmware import OP_RESOLVER_METHODS, parse_c_array
 
     gxx = _need("g++")
     src = tmp_path / "ops.cpp"

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwslab import config, firmware
+from kwslab import config, export, firmware
 from kwslab.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,9 +122,10 @@ def test_committed_model_matches_its_settings(deploy_dir):
     model = firmware.parse_c_array((deploy_dir / "model_data.cpp").read_text())
     s = firmware.parse_model_settings((deploy_dir / "model_settings.h").read_text())
     assert s["KWS_MODEL_SETTINGS_SHA256"] == hashlib.sha256(model).hexdigest()
-    ops = firmware.tflite_op_names(model)
+    ops = export.op_names(model)
     assert s["ops"] == list(dict.fromkeys(ops))  # exactly the model's ops, each once
-    scale, zero_point = firmware.tflite_input_quantization(model)
+    q = export.io_quantization(model)["input"]
+    scale, zero_point = q["scale"], q["zero_point"]
     assert (s["kInputScale"], s["kInputZeroPoint"]) == (pytest.approx(scale, rel=1e-6),
                                                         zero_point)
     from ai_edge_litert.interpreter import Interpreter
@@ -143,5 +144,6 @@ def test_both_deploy_dirs_hold_the_same_export():
 @pytest.mark.slow
 def test_placeholder_model_has_device_input_quantization():
     model = firmware.build_placeholder_tflite(Config())
-    assert firmware.tflite_input_quantization(model) == (SCALE, -128)
-    assert firmware.tflite_op_names(model) == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    q = export.io_quantization(model)["input"]
+    assert (q["scale"], q["zero_point"]) == (pytest.approx(SCALE), -128)
+    assert export.op_names(model) == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]

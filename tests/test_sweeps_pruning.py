@@ -169,6 +169,6 @@ def test_lut_compression_shrinks_the_model_and_tflm_outputs_stay_the_same():
     assert {r["op"]: r["lut_bytes"] for r in rows} == {"CONV_2D": 160 + 32,
                                                        "FULLY_CONNECTED": 640 + 16}
     assert len(compressed) < len(tflite) - 1500
-    assert export.tflm_ops(compressed).count("TFLM_DECODE") == 2
-    assert "TFLM_DECODE" not in export.tflm_ops(tflite)
+    assert export.op_names(compressed).count("TFLM_DECODE") == 2
+    assert "TFLM_DECODE" not in export.op_names(tflite)
     np.testing.assert_array_equal(export.run_tflm(compressed, x), export.run_tflm(tflite, x))

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from . import frontend
-from .models import SamePad2d
+from .models import SamePad2d, fold_batchnorm, layer_input_shapes
 
 log = logging.getLogger(__name__)
 
@@ -53,41 +53,19 @@ class ExportError(RuntimeError):
     """The converted model breaks a deploy contract (ops, input quantization, twin mismatch)."""
 
 
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    return tf
+def tensorflow():
+    """The tensorflow module, imported on first use (``import kwslab`` stays light).
 
-
-def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d):
-    """Fold an eval-mode BatchNorm into the conv before it.
-
-    w' = w * g / sqrt(var + eps) (per output channel), b' = (b - mean) * g / sqrt(var + eps) + beta.
-
-    Args:
-        weight: conv weight (C_out, C_in / groups, kh, kw).
-        bias: (C_out,) or None (treated as 0).
-    Returns:
-        (weight', bias') float32 tensors of the same shapes (bias always present).
-    Source: Jacob et al. 2018 (arXiv:1712.05877), Sec. 3.2.
+    Raises:
+        ImportError: naming the package to install when TensorFlow is missing.
     """
-    std = torch.sqrt(bn.running_var + bn.eps)
-    gamma = bn.weight if bn.affine else torch.ones_like(std)
-    beta = bn.bias if bn.affine else torch.zeros_like(std)
-    factor = gamma / std
-    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
-    return weight * factor.reshape(-1, 1, 1, 1), (b - bn.running_mean) * factor + beta
-
-
-def _layer_input_shapes(model: nn.Sequential, input_shape) -> list[tuple[int, ...]]:
-    """Input shape (C, H, W or features) of every layer, from a dry run at batch size 1."""
-    shapes = []
-    x = torch.zeros(1, 1, *input_shape)
-    with torch.no_grad():
-        for layer in model:
-            shapes.append(tuple(x.shape[1:]))
-            x = layer(x)
-    return shapes
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise ImportError("kwslab's export stage needs TensorFlow: pip install tensorflow-cpu "
+                          "(or `pip install -r requirements.txt` for the tested versions)") from e
+    return tf
 
 
 def keras_twin(model: nn.Sequential, input_shape=(49, 40), softmax: bool = True):
@@ -106,12 +84,12 @@ def keras_twin(model: nn.Sequential, input_shape=(49, 40), softmax: bool = True)
     Raises:
         ExportError: for a layer it cannot translate (names it).
     """
-    tf = _tf()
+    tensorflow()  # sets the log level before Keras loads TensorFlow
     import keras
 
     model = model.eval()
     layers = list(model.named_children())
-    in_shapes = _layer_input_shapes(model, input_shape)
+    in_shapes = layer_input_shapes(model, input_shape)
     inputs = keras.Input((*input_shape, 1), batch_size=1, name="features")
     x = inputs
     i, pending_same = 0, None
@@ -232,7 +210,7 @@ def convert_int8(kmodel, calibration: np.ndarray) -> bytes:
     Returns:
         The .tflite flatbuffer bytes.
     """
-    tf = _tf()
+    tf = tensorflow()
     conv = tf.lite.TFLiteConverter.from_keras_model(kmodel)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([c[None]] for c in calibration.astype(np.float32))
@@ -253,7 +231,7 @@ def _quiet_convert(converter) -> bytes:
 
 def convert_float(kmodel) -> bytes:
     """float32 TFLite model (for the size/accuracy comparison in notebook 4)."""
-    return _quiet_convert(_tf().lite.TFLiteConverter.from_keras_model(kmodel))
+    return _quiet_convert(tensorflow().lite.TFLiteConverter.from_keras_model(kmodel))
 
 
 def _litert(tflite: bytes):
@@ -264,10 +242,27 @@ def _litert(tflite: bytes):
     return it
 
 
+def op_names(tflite: bytes) -> list[str]:
+    """Op names of a .tflite model in execution order, duplicates kept.
+
+    Builtin ops by name (``"CONV_2D"``), custom ops by their custom code (``"TFLM_DECODE"``
+    of a LUT-compressed model), read from the flatbuffer.
+
+    Args:
+        tflite: the model flatbuffer.
+    Returns:
+        e.g. ``["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]`` for tiny_conv.
+    Source: tflite-micro ``tensorflow/lite/micro/compression/model_editor.py``.
+    """
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    return [op.custom_code or op.opcode_name
+            for op in model_editor.read(bytes(tflite)).subgraphs[0].operators]
+
+
 def model_ops(tflite: bytes) -> list[str]:
-    """Builtin op names used by a .tflite model, sorted (e.g. ["CONV_2D", "SOFTMAX", ...])."""
-    it = _litert(tflite)
-    return sorted({d["op_name"] for d in it._get_ops_details()})
+    """The distinct op names of a .tflite model, sorted (e.g. ["CONV_2D", "SOFTMAX", ...])."""
+    return sorted(set(op_names(tflite)))
 
 
 def io_quantization(tflite: bytes) -> dict:
@@ -453,7 +448,7 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     files = [out_dir / "model.tflite"]
     mean = lambda a: float(np.mean(a)) if len(a) else 0.0  # noqa: E731
     kwargs = dict(input_scale=quant["input"]["scale"], input_zero_point=quant["input"]["zero_point"],
-                  ops=list(dict.fromkeys(firmware.tflite_op_names(tflite))),  # run order
+                  ops=list(dict.fromkeys(op_names(tflite))),  # run order
                   arena_bytes=arena, model_name=model_name)
     files += firmware.write_deploy_files(tflite, cfg, out_dirs=[out_dir], **kwargs)
     if deploy_dirs:
@@ -586,14 +581,6 @@ def lut_compress(tflite: bytes, max_bitwidth: int = 7) -> tuple[bytes, list[dict
                          f"{[(r['name'], r['distinct_max']) for r in rows]}; "
                          "use cluster_weights first")
     return bytes(compression.compress(tflite, specs)), rows
-
-
-def tflm_ops(tflite: bytes) -> list[str]:
-    """Op names of a model in execution order (builtins by name, custom ops by custom code)."""
-    from tflite_micro.tensorflow.lite.micro.compression import model_editor
-
-    return [op.custom_code or op.opcode_name
-            for op in model_editor.read(bytes(tflite)).subgraphs[0].operators]
 
 
 def zlib_bytes(tflite: bytes) -> int:

@@ -331,26 +331,6 @@ def parse_model_settings(text: str) -> dict:
     return out
 
 
-def tflite_op_names(tflite_bytes: bytes) -> list[str]:
-    """TFLite builtin op names of a model, in execution order (duplicates kept).
-
-    Uses LiteRT's interpreter (``ai_edge_litert``), imported here.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(tflite_bytes))
-    return [d["op_name"] for d in interpreter._get_ops_details()]
-
-
-def tflite_input_quantization(tflite_bytes: bytes) -> tuple[float, int]:
-    """(scale, zero_point) of the model's first input tensor."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(tflite_bytes))
-    scale, zero_point = interpreter.get_input_details()[0]["quantization"]
-    return float(scale), int(zero_point)
-
-
 def write_deploy_files(tflite_bytes: bytes, cfg: Config, *, input_scale: float,
                        input_zero_point: int, ops: list[str], arena_bytes: int,
                        model_name: str, out_dirs: list[Path] | None = None) -> list[Path]:
@@ -394,8 +374,10 @@ def build_placeholder_tflite(cfg: Config, seed: int = 0) -> bytes:
     the export stage overwrites it with a trained model.
     """
     import numpy as np
-    import tensorflow as tf
 
+    from kwslab import export
+
+    tf = export.tensorflow()
     tf.keras.utils.set_random_seed(seed)
     t, f = cfg.frontend.feature_shape
     inputs = tf.keras.Input((t, f, 1), batch_size=1)
@@ -406,20 +388,10 @@ def build_placeholder_tflite(cfg: Config, seed: int = 0) -> bytes:
     model = tf.keras.Model(inputs, tf.keras.layers.Softmax()(x))
     top = 255 * FEATURE_INPUT_SCALE
 
-    def representative():
-        rng = np.random.default_rng(seed)
-        for _ in range(8):
-            a = rng.uniform(0, top, (1, t, f, 1)).astype(np.float32)
-            a.flat[0], a.flat[1] = 0.0, top
-            yield [a]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
+    rng = np.random.default_rng(seed)
+    calibration = rng.uniform(0, top, (8, t, f, 1)).astype(np.float32)  # (N, T, F, 1)
+    calibration[:, 0, 0, 0], calibration[:, 0, 1, 0] = 0.0, top
+    return export.convert_int8(model, calibration)
 
 
 # ----------------------------------------------------------------------------- board profile lines

@@ -74,10 +74,16 @@ def _batched_op(cfg: FrontendConfig):
     key = cfg
     if key not in _GRAPHS:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-        from tensorflow.lite.experimental.microfrontend.python.ops import (
-            audio_microfrontend_op as op,
-        )
+        try:
+            import tensorflow as tf
+            from tensorflow.lite.experimental.microfrontend.python.ops import (
+                audio_microfrontend_op as op,
+            )
+        except ImportError as e:
+            raise ImportError(
+                "kwslab's features run TensorFlow's micro frontend op (the device's C code) and "
+                "TensorFlow is not installed: pip install tensorflow-cpu (or `pip install -r "
+                f"requirements.txt` for the tested versions); import failed with: {e}") from e
         kwargs = _op_kwargs(cfg)
         # vectorized_map falls back to a while loop for this op and logs a warning each trace
         logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -385,5 +385,5 @@ def deploy(model: nn.Module, cfg, data, out_dir, *, lut_values: int | None = Non
         "lut_arena_bytes": export.measure_arena_bytes(compressed),
         "lut_int8_test": float(np.mean(outputs.argmax(1) == data.test_y)) if len(outputs) else 0.0,
         "lut_same_outputs": float(np.mean((outputs == reference).all(1))) if len(outputs) else 1.0,
-        "lut_ops": export.tflm_ops(compressed), "lut_tensors": tensors})
+        "lut_ops": export.op_names(compressed), "lut_tensors": tensors})
     return row
