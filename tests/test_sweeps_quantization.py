@@ -12,7 +12,7 @@ from kwslab import quantize as Q
 from kwslab import sweeps, train
 from kwslab.config import TrainConfig
 from kwslab.models import DSCNN, TinyConv
-from kwslab.train import FeatureData
+from kwslab.frontend import FeatureData
 
 LABELS = ("_silence_", "_unknown_", "yes")
 

@@ -122,11 +122,11 @@ def cmd_download(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from . import export, train
+    from . import export, frontend, train
     from .config import deploy_dirs
 
     model, cfg, _ = train.load_checkpoint(a.checkpoint)
-    data = train.prepare_features(cfg, a.data, cache_dir=a.cache or None)
+    data = frontend.prepare_features(cfg, a.data, cache_dir=a.cache or None)
     out = Path(a.out) if a.out else Path(a.checkpoint).parent
     rep = export.export(model, cfg, data, out, deploy_dirs=deploy_dirs() if a.deploy else None,
                         model_name=cfg.model.name)

@@ -381,7 +381,7 @@ def label_clips(data, data_dir: str | Path, label: str, n: int | None = None) ->
     """The first n test-split clips of one label (float audio, 1 s), in test-split order.
 
     Args:
-        data: kwslab.train.FeatureData (its test_names and test_y).
+        data: kwslab.frontend.FeatureData (its test_names and test_y).
         data_dir: the Speech Commands folder the names are relative to.
         label: a word or ``_unknown_`` (``_silence_`` clips have no file).
         n: how many (None: all).

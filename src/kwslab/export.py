@@ -388,9 +388,9 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     Args:
         model: trained kwslab model (PyTorch, float).
         cfg: its kwslab.config.Config.
-        data: kwslab.train.FeatureData (train bank for calibration, test split for checks).
+        data: kwslab.frontend.FeatureData (train bank for calibration, test split for checks).
         out_dir: where model.tflite, model_float.tflite and the C sources go.
-        deploy_dirs: extra folders for model_data.{h,cc} + model_settings.h (the sketches);
+        deploy_dirs: extra folders for model_data.h, model_data.cpp and model_settings.h (the sketches);
             None writes none.
     Returns:
         dict with tflite_bytes, float_tflite_bytes, ops, input/output quantization,

@@ -189,8 +189,17 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, int] = (49,
                 dropout: float | None = None) -> KWSModel:
     """Build a model by registry name.
 
+    Args:
+        name: a key of MODELS ("tiny_conv", "ds_cnn").
+        num_classes: C, the output logits.
+        input_shape: (T, F) = (49, 40) features per clip.
+        dropout: dropout probability; None uses the model's default (tiny_conv 0.5,
+            ds_cnn 0.2; DS-CNN drops 2 * dropout before pooling).
+    Returns:
+        The model, mapping float32 (N, 1, T, F) (or (N, T, F)) to logits (N, C).
     Raises:
         KeyError: if name is not in MODELS (the message lists the names).
+        ValueError: for a DS-CNN dropout outside [0, 0.5).
     """
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")

@@ -41,6 +41,7 @@ from . import quantize as Q
 from . import size_estimate as S
 from . import train as T
 from .config import TrainConfig
+from .frontend import FeatureData
 
 
 DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8)
@@ -51,7 +52,7 @@ QAT_TRAIN = TrainConfig(epochs=30, learning_rate=2e-4, lr_final_fraction=0.05)
 """Default QAT fine-tune: 30 epochs of Adam from 2e-4, cosine-decayed to 1e-5."""
 
 
-def ptq_sweep(model: nn.Module, data: T.FeatureData, bits=DEFAULT_BITS,
+def ptq_sweep(model: nn.Module, data: FeatureData, bits=DEFAULT_BITS,
               num_calibration: int = 512) -> tuple[list[dict], dict[int, nn.Module]]:
     """Post-training quantization at each bit-width, with its accuracy.
 
@@ -80,7 +81,7 @@ def ptq_sweep(model: nn.Module, data: T.FeatureData, bits=DEFAULT_BITS,
     return rows, models
 
 
-def qat_finetune(model: nn.Module, data: T.FeatureData, num_bits: int,
+def qat_finetune(model: nn.Module, data: FeatureData, num_bits: int,
                  train_cfg: TrainConfig = QAT_TRAIN, num_calibration: int = 512,
                  device: str | None = None) -> tuple[nn.Module, T.History]:
     """Quantization-aware fine-tune of a copy of a trained float model.
@@ -108,7 +109,7 @@ def qat_finetune(model: nn.Module, data: T.FeatureData, num_bits: int,
     return qmodel.to("cpu").eval(), hist
 
 
-def qat_sweep(model: nn.Module, data: T.FeatureData, bits=DEFAULT_BITS,
+def qat_sweep(model: nn.Module, data: FeatureData, bits=DEFAULT_BITS,
               train_cfg: TrainConfig = QAT_TRAIN, num_calibration: int = 512,
               device: str | None = None) -> tuple[list[dict], dict[int, nn.Module]]:
     """``qat_finetune`` at each bit-width, each from the same float model.
@@ -126,7 +127,7 @@ def qat_sweep(model: nn.Module, data: T.FeatureData, bits=DEFAULT_BITS,
     return rows, models
 
 
-def export_qat(qmodel: nn.Module, cfg, data: T.FeatureData, out_dir: str | Path) -> dict:
+def export_qat(qmodel: nn.Module, cfg, data: FeatureData, out_dir: str | Path) -> dict:
     """Export a QAT model through ``kwslab.export`` and compare TFLite Micro with PyTorch.
 
     The model exported is ``Q.qat_to_float(qmodel)``; ``export.export`` folds BatchNorm,
@@ -227,7 +228,7 @@ def prune_unstructured(model: nn.Module, data, sparsity: float, *, finetune_epoc
 
     Args:
         model: trained kwslab model (not modified).
-        data: ``train.FeatureData``.
+        data: ``frontend.FeatureData``.
         sparsity: fraction of the conv/linear weights to prune, in [0, 1].
         finetune_epochs: epochs of ``prune.finetune`` (0: none).
     Returns:
@@ -303,7 +304,7 @@ def prune_structured(model: nn.Sequential, data, ratio: float, *, norm: str = "l
 
     Args:
         model: trained flat kwslab model (not modified).
-        data: ``train.FeatureData``.
+        data: ``frontend.FeatureData``.
         ratio: fraction of channels removed from every prunable conv.
         latency_s: measuring time of the host CPU latency (one thread), > 0.
     Returns:

@@ -1,11 +1,8 @@
-"""Features for training, the training loop, evaluation and checkpoints.
+"""The training loop, batching, accuracy, evaluation and checkpoints.
 
-Data: ``prepare_features`` reads the Speech Commands splits (``kwslab.dataset``), makes the
-device's int8 features (``kwslab.frontend``) and caches them on disk. Training clips get an
-augmentation bank: ``num_augmented`` augmented copies of every clip (time shift, background
-noise) computed once, epoch e drawing one copy per clip. This replaces TensorFlow's
-augment-every-step loop, which spends most of its time in the frontend, with a cache that
-trains 200 tiny_conv epochs in seconds on a laptop CPU.
+Data come from ``kwslab.frontend.prepare_features`` (``FeatureData``): int8 device
+features, with an augmentation bank of K copies of every training clip; epoch e draws copy
+e mod K.
 
 Training: Adam with a cosine learning-rate decay, cross-entropy, tqdm progress; the best
 epoch on validation accuracy is recorded; the final weights are kept by default
@@ -30,106 +27,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import dataset, frontend
-from .config import BACKGROUND_NOISE_DIR, SILENCE_LABEL, Config, TrainConfig
+from . import frontend
+from .config import Config, TrainConfig
+from .frontend import FeatureData
 from .models import KWSModel, build_model
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FeatureData:
-    """Device int8 features for the three splits.
-
-    Attributes:
-        labels: class names, _silence_, _unknown_, then the words (C of them).
-        train_x: int8, shape (K, N, T, F): K augmented copies of N training clips.
-        train_y: int64, shape (N,).
-        val_x, test_x: int8, shapes (N_val, T, F), (N_test, T, F); no augmentation.
-        val_y, test_y: int64 labels.
-        test_names: "word/file.wav" (or "_silence_") for each test clip.
-        stats: clips per split and label, speakers per split.
-    """
-
-    labels: tuple[str, ...]
-    train_x: np.ndarray
-    train_y: np.ndarray
-    val_x: np.ndarray
-    val_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-    test_names: list[str]
-    stats: dict
-    timings_s: dict = field(default_factory=dict)
-
-
-def _example_names(examples, data_dir: Path) -> list[str]:
-    return [SILENCE_LABEL if e.path is None else Path(e.path).relative_to(data_dir).as_posix()
-            for e in examples]
-
-
-def prepare_features(cfg: Config, data_dir=None, cache_dir: str | Path | None = ".cache/features",
-                     num_augmented: int = 8, progress: bool = True) -> FeatureData:
-    """Index the data, then load (or compute and cache) int8 features for every split.
-
-    Args:
-        cfg: the pipeline config (frontend, data and train.seed are used).
-        data_dir: Speech Commands folder; None resolves it as ``dataset.find_data_dir``.
-        cache_dir: where feature caches go; None disables caching. Keys cover the frontend
-            and data configs, the seed, the clip list and every clip's content digest.
-        num_augmented: augmented copies per training clip (K); with cfg.train.augment False
-            the bank holds the clean clips once (K = 1).
-        progress: tqdm bars.
-    Returns:
-        FeatureData.
-    Raises:
-        FileNotFoundError / dataset.DataError: missing data folder or bad clip (named).
-    """
-    t0 = time.perf_counter()
-    data_dir = dataset.find_data_dir(data_dir)
-    seed = cfg.train.seed
-    splits = dataset.index_splits(data_dir, cfg.data, seed=seed)
-    background = dataset.load_background_noise(data_dir)
-    t_index = time.perf_counter() - t0
-    digests = {}
-
-    def split_key(name, examples, augment, copies):
-        for e in examples:
-            if e.path is not None and e.path not in digests:
-                digests[e.path] = frontend.file_digest(e.path)
-        clips = [(n, e.label, digests.get(e.path)) for n, e in zip(_example_names(examples, data_dir), examples)]
-        return frontend.cache_key(frontend=asdict(cfg.frontend), data=asdict(cfg.data), seed=seed,
-                                  split=name, augment=augment, copies=copies, clips=clips,
-                                  noise=[frontend.file_digest(p) for p in sorted(
-                                      (data_dir / BACKGROUND_NOISE_DIR).glob("*.wav"))],
-                                  version=1)
-
-    def make(name, examples, augment, copies):
-        def compute():
-            rng = np.random.default_rng([seed, {"training": 0, "validation": 1, "testing": 2}[name]])
-            banks = []
-            for _ in tqdm(range(copies), desc=f"{name} features", leave=False, disable=not progress or copies == 1):
-                audio = dataset.load_audio(examples, background, cfg.data, augment=augment, rng=rng,
-                                           num_samples=cfg.frontend.clip_samples,
-                                           sample_rate_hz=cfg.frontend.sample_rate_hz)
-                banks.append(frontend.compute_features(audio, cfg.frontend))
-            return {"x": np.stack(banks), "y": np.array([e.label for e in examples], np.int64)}
-        return frontend.cached(cache_dir, name, split_key(name, examples, augment, copies), compute)
-
-    t1 = time.perf_counter()
-    augment = cfg.train.augment
-    copies = num_augmented if augment else 1
-    train = make("training", splits["training"], augment, copies)
-    val = make("validation", splits["validation"], False, 1)
-    test = make("testing", splits["testing"], False, 1)
-    t_features = time.perf_counter() - t1
-    return FeatureData(
-        labels=cfg.data.labels, train_x=train["x"], train_y=train["y"],
-        val_x=val["x"][0], val_y=val["y"], test_x=test["x"][0], test_y=test["y"],
-        test_names=_example_names(splits["testing"], data_dir),
-        stats=dataset.split_stats(splits, cfg.data.labels),
-        timings_s={"index": round(t_index, 3), "features": round(t_features, 3)},
-    )
 
 
 @dataclass
@@ -176,13 +79,17 @@ def predict_logits(model: nn.Module, x_int8: np.ndarray, batch_size: int = 512,
 
 def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str | None = None,
           progress: bool = True, on_epoch=None) -> History:
-    """Train in place with Adam and cosine decay; restore the best validation epoch.
+    """Train in place with Adam and cosine decay; keep the last (or best validation) weights.
+
+    Each epoch draws augmented copy e mod K of the bank, shuffles it with a seeded
+    generator, and ends with a validation pass.
 
     Args:
-        model: a kwslab model (logits out).
-        data: features from prepare_features.
-        cfg: epochs, batch size, learning rate, seed.
+        model: a kwslab model mapping float32 (N, 1, T, F) to logits (N, C).
+        data: features from ``frontend.prepare_features``.
+        cfg: epochs, batch size, learning rate, seed, keep.
         device: "cpu" / "cuda"; default cuda when available.
+        progress: tqdm bar over epochs.
         on_epoch: optional callback(history) after each epoch (live plots in notebooks).
     Returns:
         History (best_epoch records the best validation epoch); the model holds the final
