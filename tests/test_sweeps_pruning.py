@@ -104,9 +104,9 @@ def test_structured_sweep_counts_params_and_macs_on_the_smaller_model():
     model, data = _tiny_model(), _fake_data()
     rows = sweeps.structured_sweep(model, data, [0.5, 0.0], finetune_epochs=1, latency_s=0.01,
                               latency_repeats=2)
-    assert [r["ratio"] for r in rows] == [0.0, 0.5]
+    assert [r["channel_sparsity"] for r in rows] == [0.0, 0.5]
     assert [r["channels"] for r in rows] == [{"conv1": 8}, {"conv1": 4}]
-    # ratio 0.5: conv 4 * 80 + 4 = 324, fc 3 * 64 + 3 = 195 -> 519 parameters;
+    # channel sparsity 0.5: conv 4 * 80 + 4 = 324, fc 3 * 64 + 3 = 195 -> 519 parameters;
     # MACs 4 * 4 * 4 * 80 = 5,120 + 3 * 64 = 192 -> 5,312
     assert [r["params"] for r in rows] == [1035, 519]
     assert [r["macs"] for r in rows] == [10_624, 5_312]

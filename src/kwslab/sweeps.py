@@ -297,7 +297,7 @@ def conv_channels(model: nn.Module) -> dict[str, int]:
     return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
-def prune_structured(model: nn.Sequential, data, ratio: float, *, norm: str = "l2",
+def prune_structured(model: nn.Sequential, data, channel_sparsity: float, *, norm: str = "l2",
                      finetune_epochs: int = 5, lr: float = 1e-4, batch_size: int = 100,
                      seed: int = 0, latency_s: float = 0.2) -> tuple[nn.Sequential, dict]:
     """A channel-pruned (``prune.prune_channels``), finetuned model and its measurements.
@@ -305,17 +305,18 @@ def prune_structured(model: nn.Sequential, data, ratio: float, *, norm: str = "l
     Args:
         model: trained flat kwslab model (not modified).
         data: ``frontend.FeatureData``.
-        ratio: fraction of channels removed from every prunable conv.
+        channel_sparsity: fraction of channels removed from every prunable conv, in [0, 1]
+            (the graded ``prune.prune_channels``' ratio).
         latency_s: measuring time of the host CPU latency (one thread), > 0.
     Returns:
-        (smaller model in eval mode, row) where row has ratio, channels (conv name ->
+        (smaller model in eval mode, row) where row has channel_sparsity, channels (conv name ->
         output channels), params, macs (``pipeline.params_and_macs`` on the smaller
         model), cpu_latency_ms (``size_estimate.measure_latency_ms``, 1 thread),
         val_accuracy, test_accuracy, finetuned_val_accuracy, finetuned_test_accuracy.
     """
-    small = P.prune_channels(model.cpu().eval(), ratio, norm=norm).eval()
+    small = P.prune_channels(model.cpu().eval(), channel_sparsity, norm=norm).eval()
     sizes = pipeline.params_and_macs(small, tuple(small.input_shape))
-    row = {"ratio": ratio, "channels": conv_channels(small), "params": sizes["params"],
+    row = {"channel_sparsity": channel_sparsity, "channels": conv_channels(small), "params": sizes["params"],
            "macs": sizes["macs"],
            "cpu_latency_ms": S.measure_latency_ms(small, num_threads=1, min_run_time_s=latency_s),
            **T.accuracies(small, data)}
@@ -324,21 +325,21 @@ def prune_structured(model: nn.Sequential, data, ratio: float, *, norm: str = "l
     return small, row
 
 
-def structured_sweep(model: nn.Sequential, data, ratios: Sequence[float], *,
+def structured_sweep(model: nn.Sequential, data, channel_sparsities: Sequence[float], *,
                      latency_repeats: int = 3, latency_s: float = 0.2, **kwargs) -> list[dict]:
-    """``prune_structured`` at each ratio (ascending); one row each (see there).
+    """``prune_structured`` at each channel sparsity (ascending); one row each (see there).
 
     On a shared machine one latency measurement is noisy: the models are timed again in
     turn ``latency_repeats`` times and cpu_latency_ms is the smallest median seen.
 
     Raises:
-        ValueError: if ratios is empty or holds a value outside [0, 1], or
+        ValueError: if channel_sparsities is empty or holds a value outside [0, 1], or
             latency_repeats < 1.
     """
     if latency_repeats < 1:
         raise ValueError(f"latency_repeats={latency_repeats} should be >= 1")
     results = [prune_structured(model, data, r, latency_s=latency_s, **kwargs)
-               for r in _check_values(ratios, "ratios")]
+               for r in _check_values(channel_sparsities, "channel_sparsities")]
     for _ in range(latency_repeats - 1):
         for small, row in results:
             row["cpu_latency_ms"] = min(row["cpu_latency_ms"], S.measure_latency_ms(
