@@ -18,12 +18,16 @@ module's name), ``KIND`` ("mutants" or "alternatives") and ``VARIANTS`` (a list 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import importlib.util
+import inspect
 import io
 import signal
 import sys
 import textwrap
 import types
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +54,9 @@ class Variant:
     """Exact (old, new) substitutions in the module source, applied after ``code``."""
     why: str = ""
     """The mistake (mutant) or the other route (alternative), in a few words."""
+    function: object = None
+    """A replacement callable for ``target`` (set A's form): the real module is used with
+    this attribute patched, as ``monkeypatch.setattr`` would."""
 
 
 def _block_span(lines: list[str], target: str) -> tuple[int, int, str]:
@@ -104,22 +111,12 @@ def load_module(module: str, source: str) -> types.ModuleType:
     return mod
 
 
-class _Outcome:
-    """pytest plugin that records each test's result."""
+@dataclass
+class Outcome:
+    """Names of the graded tests that passed and failed (a mutant run stops at a failure)."""
 
-    def __init__(self) -> None:
-        self.failed: list[str] = []
-        self.passed: list[str] = []
-
-    def pytest_runtest_logreport(self, report) -> None:
-        if report.failed:
-            self.failed.append(report.nodeid.split("::")[-1])
-        elif report.passed and report.when == "call":
-            self.passed.append(report.nodeid.split("::")[-1])
-
-    def pytest_collectreport(self, report) -> None:
-        if report.failed:
-            self.failed.append(f"collection: {report.nodeid}")
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 def _timeout(signum, frame):
@@ -127,62 +124,150 @@ def _timeout(signum, frame):
 
 
 @contextlib.contextmanager
-def _variant_installed(module: str, source: str):
+def installed(module: str, variant: Variant | None, source: str | None = None):
+    """kwslab.<module> as the variant (or the given source) has it, during the block."""
     import kwslab
 
     name = f"kwslab.{module}"
-    saved = sys.modules.get(name)
-    saved_attr = getattr(kwslab, module, None)
+    real = importlib.import_module(name)
+    if variant is not None and variant.function is not None:
+        original = getattr(real, variant.target)
+        setattr(real, variant.target, variant.function)
+        try:
+            yield real
+        finally:
+            setattr(real, variant.target, original)
+        return
+    if source is None:
+        source = (SRC / f"{module}.py").read_text()
+    if variant is not None:
+        source = apply_variant(source, variant)
     try:
         yield load_module(module, source)
     finally:
-        if saved is not None:
-            sys.modules[name] = saved
-            setattr(kwslab, module, saved_attr)
-        else:
-            sys.modules.pop(name, None)
+        sys.modules[name] = real
+        setattr(kwslab, module, real)
 
 
-def _forget_test_modules(test_file: Path) -> None:
-    """Drop the graded test module from sys.modules so that pytest imports it again."""
-    for key, mod in list(sys.modules.items()):
-        if getattr(mod, "__file__", None) and Path(mod.__file__).resolve() == test_file:
-            del sys.modules[key]
+def graded_tests(module: str, test_file: Path | None = None) -> list[tuple[str, object]]:
+    """(test id, zero-argument callable) for every graded test of module, in file order.
+
+    The test file is imported afresh, so it binds whatever ``kwslab.<module>`` is installed.
+    Graded tests take no fixtures; ``pytest.mark.parametrize`` is expanded.
+    """
+    test_file = test_file or GRADED / f"test_{module}.py"
+    spec = importlib.util.spec_from_file_location(f"_graded_{module}", test_file)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    tests = []
+    for name, fn in vars(mod).items():
+        if not (name.startswith("test_") and callable(fn)):
+            continue
+        params = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
+        argnames = list(inspect.signature(fn).parameters)
+        if not params:
+            if argnames:
+                raise TypeError(f"{test_file.name}::{name} takes fixtures {argnames}; graded "
+                                "tests must be plain functions for the mutation harness")
+            tests.append((name, fn))
+            continue
+        names, values = params[0].args[:2]
+        names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+        for i, value in enumerate(values):
+            value = getattr(value, "values", value)  # pytest.param
+            value = value if len(names) > 1 else (value,)
+            tests.append((f"{name}[{i}]", functools.partial(fn, **dict(zip(names, value)))))
+    return tests
+
+
+def usage(module: str) -> dict[str, set[str]]:
+    """Solution target -> ids of the graded tests that call it (directly or not)."""
+    real = importlib.import_module(f"kwslab.{module}")
+    used: dict[str, set[str]] = {}
+    current = [None]
+
+    def spy(target, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            used.setdefault(target, set()).add(current[0])
+            return fn(*args, **kwargs)
+        return wrapper
+
+    patches = []
+    for target in solution_targets(module) + list(EXTRA_TARGETS.get(module, ())):
+        owner_name, _, attr = target.rpartition(".")
+        owner = getattr(real, owner_name) if owner_name else real
+        raw = inspect.getattr_static(owner, attr)
+        fn = raw.__func__ if isinstance(raw, staticmethod) else raw
+        wrapped = spy(target, fn)
+        patches.append((owner, attr, raw))
+        setattr(owner, attr, staticmethod(wrapped) if isinstance(raw, staticmethod) else wrapped)
+    try:
+        for test_id, test in graded_tests(module):
+            current[0] = test_id
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                test()
+    finally:
+        for owner, attr, raw in patches:
+            setattr(owner, attr, raw)
+    return used
+
+
+EXTRA_TARGETS = {"quantize": ("fake_quantize",)}
+"""Functions without a solution block that set A's mutants replace."""
+
+
+def solution_targets(module: str) -> list[str]:
+    """``function`` or ``Class.method`` of every solution block of the module, in order."""
+    targets, owner = [], None
+    for line in (SRC / f"{module}.py").read_text().splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("class "):
+            owner = stripped[6:].split("(")[0].split(":")[0]
+        elif stripped.startswith("def "):
+            name = stripped[4:].split("(")[0]
+            current = f"{owner}.{name}" if line.startswith("    ") and owner else name
+        elif stripped == BEGIN:
+            targets.append(current)
+    return targets
 
 
 def run_graded(module: str, variant: Variant | None, stop_at_first_failure: bool,
-               test_file: Path | None = None) -> _Outcome:
-    """Run the graded tests of ``module`` against the variant (None: the real source)."""
-    test_file = (test_file or GRADED / f"test_{module}.py").resolve()
-    source = (SRC / f"{module}.py").read_text()
-    outcome = _Outcome()
-    if variant is not None:
-        try:
-            source = apply_variant(source, variant)
-            compile(source, module, "exec")
-        except SyntaxError as e:
-            raise ValueError(f"{variant.name}: the variant does not compile: {e}") from e
-    args = [str(test_file), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--no-header", "--tb=no", "-o", "addopts=--import-mode=importlib",
-            "--rootdir", str(REPO)]
-    if stop_at_first_failure:
-        args.append("-x")
+               only: set[str] | None = None, source: str | None = None) -> Outcome:
+    """Run the graded tests of module (those in ``only``, if given) against the variant
+    (or against ``source``, e.g. the student release)."""
+    outcome = Outcome()
     old_handler = signal.signal(signal.SIGALRM, _timeout)
-    signal.alarm(TIMEOUT_S)
     try:
-        with _variant_installed(module, source):
-            _forget_test_modules(test_file)
-            with contextlib.redirect_stdout(io.StringIO()):
-                code = pytest.main(args, plugins=[outcome])
+        with installed(module, variant, source):
+            for test_id, test in graded_tests(module):
+                if only is not None and test_id not in only:
+                    continue
+                signal.alarm(TIMEOUT_S)
+                try:
+                    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                        warnings.simplefilter("ignore")
+                        test()
+                    outcome.passed.append(test_id)
+                except (Exception, pytest.fail.Exception) as e:  # what pytest counts as failed
+                    outcome.failed.append(f"{test_id}: {type(e).__name__}")
+                    if stop_at_first_failure:
+                        break
+                finally:
+                    signal.alarm(0)
     finally:
-        signal.alarm(0)
         signal.signal(signal.SIGALRM, old_handler)
-        _forget_test_modules(test_file)
-    if code not in (0, 1) and not outcome.failed:
-        outcome.failed.append(f"pytest exit code {code}")
-    if not outcome.passed and not outcome.failed:
-        outcome.failed.append("no test ran")
     return outcome
+
+
+def stub_source(module: str) -> str:
+    """The student release of module: every solution block is raise NotImplementedError()."""
+    source = (SRC / f"{module}.py").read_text()
+    for target in solution_targets(module):
+        source = apply_variant(source, Variant(f"stub:{target}", target,
+                                               "raise NotImplementedError()"))
+    return source
 
 
 def load_variants(path: Path) -> types.ModuleType:
@@ -202,18 +287,28 @@ def variant_files(kind: str) -> list[Path]:
     return sorted(p for p in VARIANT_DIR.glob("*.py") if load_variants(p).KIND == kind)
 
 
-def kill_report(path: Path) -> dict:
-    """{"module", "total", "killed", "survivors": [names]} for one mutant file."""
+def kill_report(path: Path, used: dict[str, set[str]] | None = None) -> dict:
+    """{"module", "file", "total", "killed", "survivors"} for one mutant file."""
     mod = load_variants(path)
+    used = usage(mod.MODULE) if used is None else used
     survivors = [v.name for v in mod.VARIANTS
-                 if not run_graded(mod.MODULE, v, stop_at_first_failure=True).failed]
+                 if not run_graded(mod.MODULE, v, True, _tests_for(v, used)).failed]
     return {"module": mod.MODULE, "file": path.name, "total": len(mod.VARIANTS),
             "killed": len(mod.VARIANTS) - len(survivors), "survivors": survivors}
 
 
+def _tests_for(variant: Variant, used: dict[str, set[str]]) -> set[str] | None:
+    """Only the tests that reach the variant's target can tell it apart (None: all)."""
+    if variant.replace or variant.target is None:
+        return None
+    return used.get(variant.target, set())
+
+
 if __name__ == "__main__":  # python tests/instructor/mutation.py [files...]: kill rates
     files = [Path(a) for a in sys.argv[1:]] or variant_files("mutants")
+    cache: dict[str, dict] = {}
     for path in files:
-        r = kill_report(path)
-        print(f"{r['file']:32s} {r['module']:14s} killed {r['killed']}/{r['total']} "
-              f"({100 * r['killed'] / r['total']:.0f} %)  survivors: {r['survivors']}")
+        module = load_variants(path).MODULE
+        r = kill_report(path, cache.setdefault(module, usage(module)))
+        print(f"{r['file']:24s} killed {r['killed']}/{r['total']} "
+              f"({100 * r['killed'] / r['total']:.1f} %)  survivors: {r['survivors']}")

@@ -1,11 +1,14 @@
 """Mutant set B for kwslab.prune: plausible student mistakes, written from the docstrings and
 the solution only (independently of set A). Each entry replaces one solution block."""
+import textwrap
 
 MODULE = "prune"
 KIND = "mutants"
 
 
 def V(name, target, code="", why="", replace=()):
+    if isinstance(code, tuple):  # pieces with their own indentation
+        code = "\n".join(textwrap.dedent(c).strip("\n") for c in code)
     return dict(name=name, target=target, code=code, why=why, replace=replace)
 
 
@@ -148,10 +151,10 @@ keep = torch.ones(scores.numel(), device=w.device)
 keep[torch.sort(scores, stable=True).indices[:num_pruned]] = 0
 """), "float mask"),
     # ---------------------------------------------------------------- global pruning
-    V("global_per_layer", "apply_global_magnitude_pruning", """
+    V("global_per_layer", "apply_global_magnitude_pruning", ("""
         masks = {name: magnitude_prune_mask(m.weight, sparsity) for name, m in layers}
-    """ + _GLOBAL_APPLY, "each layer pruned at sparsity (not global)"),
-    V("global_threshold_ties", "apply_global_magnitude_pruning", """
+    """, _GLOBAL_APPLY), "each layer pruned at sparsity (not global)"),
+    V("global_threshold_ties", "apply_global_magnitude_pruning", ("""
         scores = torch.cat([m.weight.detach().abs().flatten() for _, m in layers])
         num_pruned = round(sparsity * scores.numel())
         if num_pruned == 0:
@@ -159,29 +162,29 @@ keep[torch.sort(scores, stable=True).indices[:num_pruned]] = 0
         else:
             threshold = torch.kthvalue(scores, num_pruned).values
             masks = {name: m.weight.detach().abs() > threshold for name, m in layers}
-    """ + _GLOBAL_APPLY, "global threshold: every tie pruned"),
-    V("global_unstable", "apply_global_magnitude_pruning", """
+    """, _GLOBAL_APPLY), "global threshold: every tie pruned"),
+    V("global_unstable", "apply_global_magnitude_pruning", ("""
         scores = torch.cat([m.weight.detach().abs().flatten() for _, m in layers])
         num_pruned = round(sparsity * scores.numel())
         flat = torch.ones(scores.numel(), dtype=torch.bool)
         flat[torch.sort(scores).indices[:num_pruned]] = False
         pieces = flat.split([m.weight.numel() for _, m in layers])
         masks = {name: p.view_as(m.weight) for (name, m), p in zip(layers, pieces)}
-    """ + _GLOBAL_APPLY, "own unstable sort across layers"),
-    V("global_reversed_ties", "apply_global_magnitude_pruning", """
+    """, _GLOBAL_APPLY), "own unstable sort across layers"),
+    V("global_reversed_ties", "apply_global_magnitude_pruning", ("""
         scores = torch.cat([m.weight.detach().flatten() for _, m in reversed(layers)])
         flat = magnitude_prune_mask(scores, sparsity)
         pieces = flat.split([m.weight.numel() for _, m in reversed(layers)])
         masks = {name: p.view_as(m.weight) for (name, m), p in zip(reversed(layers), pieces)}
-    """ + _GLOBAL_APPLY, "concatenates the layers last to first: ties across layers flip"),
-    V("global_normalized", "apply_global_magnitude_pruning", """
+    """, _GLOBAL_APPLY), "concatenates the layers last to first: ties across layers flip"),
+    V("global_normalized", "apply_global_magnitude_pruning", ("""
         scores = torch.cat([(m.weight.detach() / m.weight.detach().abs().max()).flatten()
                             for _, m in layers])
         flat = magnitude_prune_mask(scores, sparsity)
         pieces = flat.split([m.weight.numel() for _, m in layers])
         masks = {name: p.view_as(m.weight) for (name, m), p in zip(layers, pieces)}
-    """ + _GLOBAL_APPLY, "scores normalised per layer"),
-    V("global_with_bias", "apply_global_magnitude_pruning", """
+    """, _GLOBAL_APPLY), "scores normalised per layer"),
+    V("global_with_bias", "apply_global_magnitude_pruning", ("""
         weights = torch.cat([m.weight.detach().abs().flatten() for _, m in layers])
         biases = torch.cat([m.bias.detach().abs().flatten() for _, m in layers
                             if getattr(m, "bias", None) is not None] or [weights[:0]])
@@ -192,7 +195,7 @@ keep[torch.sort(scores, stable=True).indices[:num_pruned]] = 0
         flat[order] = False
         pieces = flat[: weights.numel()].split([m.weight.numel() for _, m in layers])
         masks = {name: p.view_as(m.weight) for (name, m), p in zip(layers, pieces)}
-    """ + _GLOBAL_APPLY, "biases take part in the ranking"),
+    """, _GLOBAL_APPLY), "biases take part in the ranking"),
     V("global_no_reparam", "apply_global_magnitude_pruning", """
         scores = torch.cat([m.weight.detach().flatten() for _, m in layers])
         flat = magnitude_prune_mask(scores, sparsity)
@@ -203,13 +206,13 @@ keep[torch.sort(scores, stable=True).indices[:num_pruned]] = 0
                 m.weight.mul_(masks[name])
         return masks
     """, "zeroes the weights once instead of custom_from_mask"),
-    V("global_scores_orig", "apply_global_magnitude_pruning", """
+    V("global_scores_orig", "apply_global_magnitude_pruning", ("""
         scores = torch.cat([getattr(m, "weight_orig", m.weight).detach().flatten()
                             for _, m in layers])
         flat = magnitude_prune_mask(scores, sparsity)
         pieces = flat.split([m.weight.numel() for _, m in layers])
         masks = {name: p.view_as(m.weight) for (name, m), p in zip(layers, pieces)}
-    """ + _GLOBAL_APPLY, "re-pruning ranks weight_orig (ignores the old mask)"),
+    """, _GLOBAL_APPLY), "re-pruning ranks weight_orig (ignores the old mask)"),
     V("global_returns_new_mask", "apply_global_magnitude_pruning", """
         scores = torch.cat([m.weight.detach().flatten() for _, m in layers])
         flat = magnitude_prune_mask(scores, sparsity)
@@ -228,14 +231,14 @@ keep[torch.sort(scores, stable=True).indices[:num_pruned]] = 0
             prune.custom_from_mask(m, "weight", masks[name])
         return {name: m.weight_mask for name, m in layers}
     """, "returns torch's float weight_mask"),
-    V("global_top_level_only", "apply_global_magnitude_pruning", """
+    V("global_top_level_only", "apply_global_magnitude_pruning", ("""
         top = [(n, m) for n, m in model.named_children() if isinstance(m, tuple(layer_types))]
         layers = top or layers
         scores = torch.cat([m.weight.detach().flatten() for _, m in layers])
         flat = magnitude_prune_mask(scores, sparsity)
         pieces = flat.split([m.weight.numel() for _, m in layers])
         masks = {name: p.view_as(m.weight) for (name, m), p in zip(layers, pieces)}
-    """ + _GLOBAL_APPLY, "named_children: layers inside blocks escape"),
+    """, _GLOBAL_APPLY), "named_children: layers inside blocks escape"),
     # ---------------------------------------------------------------- layerwise pruning
     V("layer_l1_unstructured", "apply_layerwise_pruning", """
         masks = {}

@@ -1,11 +1,14 @@
 """Mutant set B for kwslab.size_estimate: plausible student mistakes, written from the
 docstrings and the solution only (independently of set A). Each entry replaces one block."""
+import textwrap
 
 MODULE = "size_estimate"
 KIND = "mutants"
 
 
 def V(name, target, code="", why="", replace=()):
+    if isinstance(code, tuple):  # pieces with their own indentation
+        code = "\n".join(textwrap.dedent(c).strip("\n") for c in code)
     return dict(name=name, target=target, code=code, why=why, replace=replace)
 
 
@@ -155,27 +158,27 @@ VARIANTS = [
         return total
     """, "named_children: nested layers missed"),
     # ---------------------------------------------------------------- activation_sizes
-    V("act_all_modules", "activation_sizes", """
+    V("act_all_modules", "activation_sizes", ("""
         def hook(module, inputs, output, name):
             sizes.append(_record(name, module, inputs, output, bytes_per_element))
 
         handles = [m.register_forward_hook(functools.partial(hook, name=name))
                    for name, m in model.named_modules() if name]
-    """ + _HOOKED_RUN, "containers recorded too"),
-    V("act_children", "activation_sizes", """
+    """, _HOOKED_RUN), "containers recorded too"),
+    V("act_children", "activation_sizes", ("""
         def hook(module, inputs, output, name):
             sizes.append(_record(name, module, inputs, output, bytes_per_element))
 
         handles = [m.register_forward_hook(functools.partial(hook, name=name))
                    for name, m in model.named_children()]
-    """ + _HOOKED_RUN, "named_children: blocks recorded instead of their leaves"),
-    V("act_late_binding", "activation_sizes", """
+    """, _HOOKED_RUN), "named_children: blocks recorded instead of their leaves"),
+    V("act_late_binding", "activation_sizes", ("""
         handles = []
         for name, m in _leaf_modules(model):
             handles.append(m.register_forward_hook(
                 lambda module, inputs, output: sizes.append(
                     _record(name, module, inputs, output, bytes_per_element))))
-    """ + _HOOKED_RUN, "closure sees the last name"),
+    """, _HOOKED_RUN), "closure sees the last name"),
     V("act_hooks_left", "activation_sizes", """
         def hook(module, inputs, output, name):
             sizes.append(_record(name, module, inputs, output, bytes_per_element))
@@ -196,13 +199,13 @@ VARIANTS = [
         for h in handles:
             h.remove()
     """, "hooks stay when the forward raises"),
-    V("act_output_as_input", "activation_sizes", """
+    V("act_output_as_input", "activation_sizes", ("""
         def hook(module, inputs, output, name):
             sizes.append(_record(name, module, (output,), output, bytes_per_element))
 
         handles = [m.register_forward_hook(functools.partial(hook, name=name))
                    for name, m in _leaf_modules(model)]
-    """ + _HOOKED_RUN, "input shape recorded from the output"),
+    """, _HOOKED_RUN), "input shape recorded from the output"),
     V("act_one_per_module", "activation_sizes", """
         seen = {}
 
@@ -219,20 +222,20 @@ VARIANTS = [
                 h.remove()
         sizes.extend(seen.values())
     """, "a dict: one record per module, not per call"),
-    V("act_bytes_dropped", "activation_sizes", """
+    V("act_bytes_dropped", "activation_sizes", ("""
         def hook(module, inputs, output, name):
             sizes.append(_record(name, module, inputs, output, 1))
 
         handles = [m.register_forward_hook(functools.partial(hook, name=name))
                    for name, m in _leaf_modules(model)]
-    """ + _HOOKED_RUN, "bytes_per_element not passed on"),
-    V("act_skips_root_leaf", "activation_sizes", """
+    """, _HOOKED_RUN), "bytes_per_element not passed on"),
+    V("act_skips_root_leaf", "activation_sizes", ("""
         def hook(module, inputs, output, name):
             sizes.append(_record(name, module, inputs, output, bytes_per_element))
 
         leaves = [(n, m) for n, m in model.named_modules() if n and next(m.children(), None) is None]
         handles = [m.register_forward_hook(functools.partial(hook, name=name)) for name, m in leaves]
-    """ + _HOOKED_RUN, "a model that is a single leaf records nothing"),
+    """, _HOOKED_RUN), "a model that is a single leaf records nothing"),
     V("act_module_order", "activation_sizes", """
         records = {}
 
