@@ -128,4 +128,26 @@ VARIANTS = [
             if linear.bias is not None:
                 new.bias.copy_(linear.bias)
     """, "view (out, C, H*W), index channels, reshape back"),
+    V("layer_rank_l1_unstructured", "apply_layerwise_pruning", """
+        masks = {}
+        for name, sparsity in sparsities.items():
+            module = modules[name]
+            scores = module.weight.detach().abs().flatten()
+            rank = torch.empty(scores.numel())
+            rank[torch.argsort(scores, stable=True)] = torch.arange(scores.numel(), dtype=torch.float32)
+            if not hasattr(module, "weight_mask"):  # torch's l1_unstructured, tie-free scores
+                prune.l1_unstructured(module, "weight", amount=float(sparsity),
+                                      importance_scores=rank.view_as(module.weight))
+            else:  # re-pruning multiplies masks: custom_from_mask, as the spec says
+                keep = (rank >= round(sparsity * scores.numel())).view_as(module.weight)
+                prune.custom_from_mask(module, "weight", keep)
+            masks[name] = module.weight_mask.bool()
+        return masks
+    """, "prune.l1_unstructured with importance_scores = stable ranks, float amount"),
+    V("sbn_state_dict", "slice_batchnorm2d", """
+        new = nn.BatchNorm2d(len(keep), eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
+                             track_running_stats=bn.track_running_stats, **factory)
+        state = {k: (v[keep] if v.dim() == 1 else v) for k, v in bn.state_dict().items()}
+        new.load_state_dict(state)
+    """, "load_state_dict of the sliced state dict"),
 ]

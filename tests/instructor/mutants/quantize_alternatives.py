@@ -123,4 +123,42 @@ VARIANTS = [
         qmodel = prepare_qat(folded, num_bits=num_bits).eval()
         return calibrate(qmodel, loader, num_batches=num_batches).eval()
     """, "named arguments, eval before and after"),
+    V("ste_times_inverse_scale", "FakeQuantizeSTE.forward", """
+        inv_scale = 1.0 / scale
+        q = torch.round(x * inv_scale) + zero_point
+        ctx.save_for_backward((q >= quant_min) & (q <= quant_max))
+        return (torch.clamp(q, quant_min, quant_max) - zero_point) * scale
+    """, "x * (1 / scale), as torch's own fake quantization computes it"),
+    V("mm_observer", "update_min_max", """
+        from torch.ao.quantization.observer import MinMaxObserver, MovingAverageMinMaxObserver
+        if averaging_constant is None:
+            observer = MinMaxObserver()
+        else:
+            observer = MovingAverageMinMaxObserver(averaging_constant=averaging_constant)
+        observer.min_val.copy_(running_min)
+        observer.max_val.copy_(running_max)
+        observer(x)
+        return observer.min_val.clone(), observer.max_val.clone()
+    """, "torch.ao MinMaxObserver / MovingAverageMinMaxObserver"),
+    V("qat_constructor", "prepare_qat", """
+        model = copy.deepcopy(model)
+        for name, layer in list(model.named_children()):
+            if type(layer) is nn.Conv2d:
+                twin = QuantConv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                   stride=layer.stride, padding=layer.padding,
+                                   dilation=layer.dilation, groups=layer.groups,
+                                   bias=layer.bias is not None, padding_mode=layer.padding_mode,
+                                   num_bits=num_bits)
+            elif type(layer) is nn.Linear:
+                twin = QuantLinear(layer.in_features, layer.out_features,
+                                   bias=layer.bias is not None, num_bits=num_bits)
+            else:
+                continue
+            with torch.no_grad():
+                twin.weight.copy_(layer.weight)
+                if layer.bias is not None:
+                    twin.bias.copy_(layer.bias)
+            setattr(model, name, twin.train(layer.training))
+        return model
+    """, "constructors and weight copies instead of from_float"),
 ]

@@ -109,4 +109,15 @@ VARIANTS = [
         per_layer, _ = count_macs(model, input_shape)
         return sum(2 * macs for _, macs in per_layer)
     """, "sum of per-layer FLOPs"),
+    V("params_set", "count_parameters", """
+        unique = {id(p): p for p in model.parameters()}.values()
+        return sum(p.numel() for p in unique if p.requires_grad or not trainable_only)
+    """, "dict of unique parameters"),
+    V("peak_events", "ram_peak_bytes", """
+        live, costs = sizes[0].input_bytes, [sizes[0].input_bytes]
+        for s in filter(lambda s: s.allocates, sizes):
+            costs.append(live + s.output_bytes)
+            live = s.output_bytes
+        return max(costs)
+    """, "list of costs and filter"),
 ]
