@@ -395,23 +395,34 @@ def test_slice_linear_inputs_keeps_a_block_of_hw_features_per_channel():
 
 
 @pytest.mark.graded(points=1)
-def test_sliced_layers_keep_dtype_and_train_eval_mode():
+def test_slice_conv2d_keeps_dtype_and_train_eval_mode():
     torch.manual_seed(0)
-    keep = torch.tensor([0, 2])
     conv = nn.Conv2d(2, 3, 3).double().eval()
+    new = P.slice_conv2d(conv, torch.tensor([0, 2]))
+    assert new.weight.dtype == torch.float64 and not new.training
+    assert torch.equal(new.weight, conv.weight[[0, 2]])  # float64 values, not via float32
+    assert P.slice_conv2d(nn.Conv2d(2, 3, 3).train(), torch.tensor([1])).training
+
+
+@pytest.mark.graded(points=1)
+def test_slice_batchnorm2d_keeps_dtype_and_train_eval_mode():
     bn = nn.BatchNorm2d(3).double().eval()
-    linear = nn.Linear(6, 2).double().eval()
-    new_conv = P.slice_conv2d(conv, keep)
-    new_bn = P.slice_batchnorm2d(bn, keep)
-    new_linear = P.slice_linear_inputs(linear, keep, 2)
-    for old, new in [(conv, new_conv), (bn, new_bn), (linear, new_linear)]:
-        assert new.weight.dtype == torch.float64, type(old).__name__
-        assert not new.training, type(old).__name__
-    # float64 values are copied exactly, not through float32
-    assert torch.equal(new_conv.weight, conv.weight[keep])
-    assert torch.equal(new_linear.weight, linear.weight[:, [0, 1, 4, 5]])
-    # and a layer in train mode stays in train mode
-    assert P.slice_batchnorm2d(nn.BatchNorm2d(3).train(), keep).training
+    with torch.no_grad():
+        bn.running_var.copy_(torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64))
+    new = P.slice_batchnorm2d(bn, torch.tensor([0, 2]))
+    assert new.weight.dtype == new.running_var.dtype == torch.float64 and not new.training
+    assert torch.equal(new.running_var, bn.running_var[[0, 2]])
+    assert P.slice_batchnorm2d(nn.BatchNorm2d(3).train(), torch.tensor([0, 2])).training
+
+
+@pytest.mark.graded(points=1)
+def test_slice_linear_inputs_keeps_dtype_and_train_eval_mode():
+    torch.manual_seed(0)
+    linear = nn.Linear(6, 2).double().eval()  # C = 3 channels, H*W = 2
+    new = P.slice_linear_inputs(linear, torch.tensor([0, 2]), 2)
+    assert new.weight.dtype == torch.float64 and not new.training
+    assert torch.equal(new.weight, linear.weight[:, [0, 1, 4, 5]])
+    assert P.slice_linear_inputs(nn.Linear(6, 2).train(), torch.tensor([1]), 2).training
 
 
 # ------------------------------------------------------------ channel pruning (surgery)

@@ -260,7 +260,12 @@ def test_quantize_rounds_x_over_scale_before_adding_zero_point():
     # torch.fake_quantize_per_tensor_affine, which rounds first.)
     x = torch.tensor([0.25, -0.25, 0.75, -0.75])
     _equal_int(Q.quantize(x, 0.5, 1, -128, 127), [1, 1, 3, -1])
-    # fake quantization: (q - 1) * 0.5 = [0, 0, 1, -1], the same as torch's
+
+
+@pytest.mark.graded(points=1)
+def test_fake_quantize_rounds_x_over_scale_before_adding_zero_point():
+    # as above: codes [1, 1, 3, -1] -> (q - 1) * 0.5 = [0, 0, 1, -1], as torch computes it
+    x = torch.tensor([0.25, -0.25, 0.75, -0.75])
     y = Q.fake_quantize(x, 0.5, 1, -128, 127)
     _close(y, [0.0, 0.0, 1.0, -1.0])
     _close(y, torch.fake_quantize_per_tensor_affine(x, 0.5, 1, -128, 127))

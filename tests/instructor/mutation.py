@@ -74,9 +74,13 @@ def _block_span(lines: list[str], target: str) -> tuple[int, int, str]:
         raise ValueError(f"no function {target!r} in the module") from None
     begin = next(i for i in range(start, len(lines)) if lines[i].strip() == BEGIN)
     end = next(i for i in range(begin, len(lines)) if lines[i].strip() == END)
-    nxt = [i for i in range(start + 1, begin) if lines[i].lstrip().startswith(("def ", "class "))
-           and len(lines[i]) - len(lines[i].lstrip()) <= len(lines[start]) - len(lines[start].lstrip())]
-    if nxt:
+
+    def depth(i: int) -> int:
+        return len(lines[i]) - len(lines[i].lstrip())
+
+    others = [i for i in range(start + 1, begin)
+              if lines[i].lstrip().startswith(("def ", "class ")) and depth(i) <= depth(start)]
+    if others:
         raise ValueError(f"{target!r} has no solution block of its own")
     indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
     return begin + 1, end, indent
@@ -275,7 +279,8 @@ def load_variants(path: Path) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(f"_variants_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.VARIANTS = [v if isinstance(v, Variant) else Variant(**{**v, "replace": tuple(v.get("replace", ()))})
+    mod.VARIANTS = [v if isinstance(v, Variant)
+                    else Variant(**{**v, "replace": tuple(v.get("replace", ()))})
                     for v in mod.VARIANTS]
     names = [v.name for v in mod.VARIANTS]
     if len(names) != len(set(names)):

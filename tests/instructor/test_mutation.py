@@ -33,6 +33,22 @@ def _usage(module: str) -> dict[str, set[str]]:
     return _USAGE[module]
 
 
+def test_apply_variant_replaces_exactly_one_block_and_refuses_bad_targets():
+    source = (M.SRC / "quantize.py").read_text()
+    variant = M.Variant("x", "FakeQuantizeSTE.backward",
+                        "return grad_output, None, None, None, None")
+    patched = M.apply_variant(source, variant)
+    assert patched.count("return grad_output, None, None, None, None") == 1
+    assert patched.count(M.BEGIN) == source.count(M.BEGIN)
+    assert "(inside,) = ctx.saved_tensors" not in patched
+    with pytest.raises(ValueError, match="no function"):
+        M.apply_variant(source, M.Variant("x", "no_such_function", "pass"))
+    with pytest.raises(ValueError, match="no solution block of its own"):
+        M.apply_variant(source, M.Variant("x", "fake_quantize", "pass"))
+    with pytest.raises(ValueError, match="occurs 0 times"):
+        M.apply_variant(source, M.Variant("x", replace=(("no such text", ""),)))
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_solution_passes_every_graded_test_and_each_block_is_reached(module):
     outcome = M.run_graded(module, None, stop_at_first_failure=False)
