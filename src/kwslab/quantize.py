@@ -12,8 +12,15 @@ Numeric spec (every function and test in this module follows it):
   ``[-2**(num_bits-1), 2**(num_bits-1) - 1]`` (int8: [-128, 127]);
   ``quant_range(num_bits, narrow_range=True)`` drops the lowest code,
   ``[-(2**(num_bits-1) - 1), 2**(num_bits-1) - 1]`` (int8: [-127, 127]).
-* Rounding is ``torch.round``: round half to even (0.5 -> 0, 1.5 -> 2, -2.5 -> -2), the
-  same as ``torch.fake_quantize_per_tensor_affine`` and ``torch.quantize_per_tensor``.
+* Rounding is ``torch.round``, round half to even (0.5 -> 0, 1.5 -> 2, -2.5 -> -2), of
+  ``x / scale`` alone; zero_point is added after rounding. This is what
+  ``torch.fake_quantize_per_tensor_affine`` computes (``zero_point + nearbyint(x *
+  inv_scale)``) and the order of TFLite's reference quantize kernel (which rounds ties away
+  from zero instead). ``torch.quantize_per_tensor`` on x86 (FBGEMM) rounds ``x / scale +
+  zero_point`` instead: the two differ only at an exact tie with an odd zero_point, e.g.
+  x / scale = 0.5, zero_point 1 -> round(0.5) + 1 = 1 here, round(1.5) = 2 there. Rounding
+  first keeps the grid symmetric about zero_point (x and -x get codes zero_point +- k), so
+  it is the rule here.
 * Asymmetric (activations, per-tensor): the range is first widened to include 0
   (``x_min = min(x_min, 0)``, ``x_max = max(x_max, 0)``, as TFLite does, so that real 0 is
   exact); ``scale = (x_max - x_min) / (quant_max - quant_min)``;
@@ -28,7 +35,9 @@ Numeric spec (every function and test in this module follows it):
   of shape (C,) for per-channel qparams. ``quantize`` returns int32 codes.
 * A range of width 0 (an all-zero tensor) would give ``scale = 0``: ``scale`` is clamped to
   ``SCALE_EPS = torch.finfo(torch.float32).eps`` (about 1.19e-7), as PyTorch's observers do;
-  every value then quantizes to ``zero_point`` and dequantizes to exactly 0.
+  every value then quantizes to ``zero_point`` and dequantizes to exactly 0. The clamp
+  applies to every scale that choose_qparams returns (so also to ``weight_qparams``, per
+  channel), symmetric or not.
 * ``fake_quantize`` has the clipped straight-through estimator (STE) as its gradient: the
   incoming gradient passes unchanged where ``round(x / scale) + zero_point`` lies inside
   [quant_min, quant_max] (ends included) and is 0 where the value was clipped, exactly as
@@ -320,7 +329,9 @@ def weight_qparams(weight: torch.Tensor, num_bits: int = 8,
 
     The range of channel c is the min and max of weight over every axis except ``axis``
     (Conv2d weight (C_out, C_in/groups, kh, kw) and Linear weight (C_out, C_in): axis 0).
-    Narrow range: int8 codes in [-127, 127], scale[c] = max |weight[c]| / 127.
+    Narrow range: int8 codes in [-127, 127], scale[c] = max |weight[c]| / 127; in general
+    scale[c] = max |weight[c]| / (2**(num_bits-1) - 1), e.g. / 7 for 4 bits. A channel of
+    all zeros gets scale[c] = SCALE_EPS (about 1.19e-7), as in choose_qparams, and codes 0.
     Example: rows [-1.27, 0.5] and [0.1, 2.54] -> scale [0.01, 0.02], zero_point [0, 0].
 
     Hint: Tensor.amin / Tensor.amax accept a tuple of dims; then call choose_qparams.
@@ -566,12 +577,15 @@ def prepare_qat(model: nn.Module, num_bits: int = 8) -> nn.Module:
     The float model is left untouched: not its layers, not its weights (quantization-aware
     training updates the copy's weights). Each layer in QUANT_LAYERS becomes
     ``QUANT_LAYERS[type(layer)].from_float(layer, num_bits)``; the other layers
-    (BatchNorm, ReLU, padding, pooling) stay as they are. The returned model is in the same
-    train/eval mode as the input; in train mode its input ranges are observed with a moving
-    average.
+    (BatchNorm, ReLU, padding, pooling) stay as they are. Every module of the returned model
+    is in the train/eval mode of the module it copies (``from_float`` makes a layer in train
+    mode, so the twin is set to its float layer's mode): a model in eval mode gives a model
+    in eval mode whose layers observe nothing until ``calibrate`` or ``train()``; in train
+    mode the input ranges are observed with a moving average.
 
     Steps: 1. copy the whole model (copy.deepcopy); 2. for each (name, layer) of the copy's
-    named_children() whose type is a key of QUANT_LAYERS, setattr the twin in its place.
+    named_children() whose type is exactly a key of QUANT_LAYERS, make the twin, give it the
+    layer's mode (``twin.train(layer.training)``) and setattr it in its place.
 
     Args:
         model: a flat nn.Sequential (kwslab.models).
@@ -585,7 +599,8 @@ def prepare_qat(model: nn.Module, num_bits: int = 8) -> nn.Module:
     model = copy.deepcopy(model)
     for name, layer in list(model.named_children()):
         if type(layer) in QUANT_LAYERS:
-            setattr(model, name, QUANT_LAYERS[type(layer)].from_float(layer, num_bits))
+            twin = QUANT_LAYERS[type(layer)].from_float(layer, num_bits)
+            setattr(model, name, twin.train(layer.training))
     return model
     ### END SOLUTION
 

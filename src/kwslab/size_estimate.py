@@ -257,6 +257,10 @@ def _example_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple
 
 
 def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every module without children, in ``named_modules()`` order; a model
+    that is itself a leaf (a bare ``nn.Conv2d``) is its own only leaf, named ""."""
+    if next(model.children(), None) is None:
+        return [("", model)]
     return [(name, m) for name, m in model.named_modules()
             if name and next(m.children(), None) is None]
 
@@ -277,7 +281,11 @@ def activation_sizes(model: nn.Module, input_shape: Sequence[int] | None = None,
     The model runs in eval mode under ``torch.no_grad()`` on zeros of shape
     (1, *input_shape); each leaf module (one with no children) that is called adds one
     ``ActivationSize`` in call order, made by ``_record(name, module, inputs, output,
-    bytes_per_element)``. The model's train/eval mode is restored afterwards.
+    bytes_per_element)``. Leaves inside nested blocks count, containers do not; a leaf
+    called twice gives two records; a model that is itself a single leaf (a bare
+    ``nn.Linear``) gives one record named "" (its name in ``named_modules()``). The model's
+    train/eval mode is restored afterwards, and no hook is left on it, also when the forward
+    pass raises (the error propagates).
 
     Example: tiny_conv on (1, 49, 40) gives pad1 (1,1,49,40)->(1,1,58,46), conv1
     ->(1,8,25,20), relu1, dropout1, flatten ->(1,4000), fc ->(1,4).
@@ -286,7 +294,8 @@ def activation_sizes(model: nn.Module, input_shape: Sequence[int] | None = None,
     each forward and returns a handle; 2) ``_leaf_modules(model)`` gives (name, module)
     pairs; bind each hook to its name (``functools.partial``), a plain closure in a loop
     sees only the last name;
-    3) remove every handle afterwards (``handle.remove()``), even if the forward fails.
+    3) remove every handle afterwards (``handle.remove()``), even if the forward fails
+    (``try``/``finally``).
 
     Args:
         model: any module that takes one tensor.
