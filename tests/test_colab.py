@@ -179,3 +179,59 @@ def test_colab_requirements_pin_the_nightly_tflite_micro():
     pins = [line for line in (REPO / "requirements.txt").read_text().splitlines() if line.startswith("tflite-micro==")]
     deps = colab.colab_requirements(REPO / "pyproject.toml")
     assert pins and pins[0] in deps
+
+
+# ---------------------------------------------------------------- notebooks 4-6 stand alone
+def _tiny_checkpoint(path, cfg):
+    import torch
+
+    from kwslab import models, train
+
+    torch.manual_seed(0)
+    model = models.build_model(cfg.model.name, cfg.data.num_classes, cfg.frontend.feature_shape,
+                               cfg.model.dropout).eval()
+    train.save_checkpoint(path, model, cfg, train.History())
+    return model
+
+
+def test_ensure_checkpoint_announces_and_uses_the_pretrained_model(tmp_path, caplog, monkeypatch):
+    from kwslab import pipeline
+    from kwslab.config import Config
+
+    cfg = Config.for_model(smoke=True)  # smoke caps differ: model, labels and frontend decide
+    _tiny_checkpoint(tmp_path / "pretrained.pt", Config.for_model())
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: pytest.fail("trained instead of the pretrained model"))
+    with caplog.at_level("WARNING", logger="kwslab.pipeline"):
+        model, got, _ = pipeline.ensure_checkpoint(tmp_path / "run", cfg, pretrained=tmp_path / "pretrained.pt")
+    assert got.model.name == "tiny_conv" and got.data.labels == cfg.data.labels
+    assert "no checkpoint at" in caplog.text and "using the pretrained" in caplog.text
+
+
+def test_ensure_checkpoint_trains_with_progress_when_the_pretrained_model_does_not_fit(tmp_path, caplog, monkeypatch):
+    from kwslab import pipeline
+    from kwslab.config import Config
+
+    _tiny_checkpoint(tmp_path / "pretrained.pt", Config.for_model())  # yes/no
+    cfg = Config.for_model(words=("up", "down"), smoke=True)         # other labels
+    calls = []
+
+    def fake_run(cfg, data_dir, run_dir, **kwargs):
+        calls.append(kwargs)
+        _tiny_checkpoint(Path(run_dir) / "checkpoint.pt", cfg)
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    with caplog.at_level("WARNING", logger="kwslab.pipeline"):
+        _, got, _ = pipeline.ensure_checkpoint(tmp_path / "run", cfg, progress=False,
+                                               pretrained=tmp_path / "pretrained.pt")
+    assert calls and calls[0]["progress"] is True and got.data.words == ("up", "down")
+    assert "training tiny_conv on up/down" in caplog.text
+
+
+def test_the_committed_pretrained_checkpoint_is_small_and_loads():
+    from kwslab import pipeline, train
+    from kwslab.config import Config
+
+    assert pipeline.PRETRAINED.stat().st_size < 120_000
+    model, cfg, _ = train.load_checkpoint(pipeline.PRETRAINED)
+    want = Config.for_model()
+    assert (cfg.model.name, cfg.data.labels, cfg.frontend) == (want.model.name, want.data.labels, want.frontend)
