@@ -164,6 +164,8 @@ def create_app(tflite_bytes: bytes, cfg: Config = Config(), *, model_name: str =
     def detector() -> StreamingDetector:
         return StreamingDetector(tflite_bytes, cfg, arena_size=arena_size)
 
+    detector().close()  # loads the frontend library (and TensorFlow) now, not in a session
+
     @app.get("/")
     def index():
         return FileResponse(WEB_DIR / "index.html")

@@ -181,12 +181,14 @@ async function startLive() {
   Object.assign(kws, {sent: [], sentSamples: 0, chunks: [], closed: null, contextRate: ctx.sampleRate});
   const ws = new WebSocket(wsUrl("ws"));
   ws.binaryType = "arraybuffer";
-  live = {media, ctx, node, ws, ready: false, stopping: false};
+  live = {media, ctx, node, ws, ready: false, stopping: false, queue: []};
   ws.onopen = () => ws.send(JSON.stringify({type: "start", sample_rate_hz: rate, format: "s16le"}));
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "ready") {
       live.ready = true;
+      for (const b of live.queue) ws.send(b);  // audio captured while the session started
+      live.queue = [];
       setStatus(`listening (browser audio at ${ctx.sampleRate} Hz -> ${rate} Hz int16)`);
     } else if (m.type === "update") {
       applyUpdate(m);
@@ -204,14 +206,15 @@ async function startLive() {
     }
   };
   node.port.onmessage = (ev) => {
-    if (!live || !live.ready) return;
+    if (!live) return;
     const {samples, endTime} = ev.data;
     const ts = ctx.getOutputTimestamp();  // map the audio clock onto performance.now()
     const capturedAt = ts.performanceTime + (endTime - ts.contextTime) * 1000;
     kws.chunks.push({start: kws.sentSamples, n: samples.length, capturedAt, postedAt: performance.now()});
     kws.sent.push(samples);
     kws.sentSamples += samples.length;
-    if (ws.readyState === WebSocket.OPEN) ws.send(samples.buffer.slice(0));
+    if (!live.ready) live.queue.push(samples.buffer.slice(0));
+    else if (ws.readyState === WebSocket.OPEN) ws.send(samples.buffer.slice(0));
   };
   $("stop").disabled = false;
 }
