@@ -132,6 +132,16 @@ def read_upload(data: bytes, name: str, cfg: Config) -> np.ndarray:
     return audio
 
 
+def _require_web() -> None:
+    """Raises ModuleNotFoundError with the install line if FastAPI/uvicorn are missing."""
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "websockets") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModuleNotFoundError(f"kwslab serve needs {', '.join(missing)}: "
+                                  "pip install 'kwslab[serve]' (or pip install -r requirements.txt)")
+
+
 def create_app(tflite_bytes: bytes, cfg: Config = Config(), *, model_name: str = "model.tflite",
                arena_size: int | None = None):
     """The FastAPI app: the page, ``/api/info``, ``/api/detect`` (WAV upload), ``/ws`` (live).
@@ -145,6 +155,7 @@ def create_app(tflite_bytes: bytes, cfg: Config = Config(), *, model_name: str =
         a ``fastapi.FastAPI`` application; ``app.state.sessions`` counts live sessions
         served, ``app.state.live`` is True while one runs.
     """
+    _require_web()
     from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
@@ -377,6 +388,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main_serve(args: argparse.Namespace) -> int:
     """``kwslab serve``: print the URL and serve until Ctrl+C."""
+    try:
+        _require_web()
+    except ModuleNotFoundError as e:
+        raise ValueError(str(e)) from e
     tflite, cfg = load_model(args.model, args.config)
     server = Server(create_app(tflite, cfg, model_name=args.model.name), args.host, args.port)
     print(f"kwslab serve: {server.url}  (model {args.model}, labels "
