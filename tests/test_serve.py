@@ -34,9 +34,6 @@ RATE = 16_000
 # (the fake device starts before the page listens).
 PAD_BEFORE, PAD_AFTER = 2 * RATE, 2 * RATE
 
-pytestmark = [pytest.mark.slow, pytest.mark.tflm]
-
-
 def _browser_or_skip():
     """Playwright's sync API, or skip (fail under CI) when it or Debian's chromium is missing."""
     problem = None
@@ -130,6 +127,8 @@ def _metrics(cdp) -> dict:
     return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 @pytest.mark.parametrize("query", ["", "?resample=worklet"], ids=["webaudio16k", "worklet"])
 def test_live_page_detects_the_clip_like_kwslab_detect(server, clip, model_dir, tmp_path, capsys,
                                                         query):
@@ -212,6 +211,8 @@ def test_live_page_detects_the_clip_like_kwslab_detect(server, clip, model_dir, 
     assert shot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 def test_uploaded_wav_shows_exactly_kwslab_detect(server, clip, model_dir, tmp_path, capsys):
     # An upload skips the browser's audio path: the page's timeline is bit for bit the twin's.
     sync_playwright = _browser_or_skip()
@@ -277,6 +278,8 @@ def _alive(server) -> bool:
         return r.status == 200 and json.loads(r.read())["sample_rate_hz"] == RATE
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 def test_bad_uploads_get_a_clear_message(server, tmp_path):
     status, body = _post(server, b"GIF89a not a wav", "cat.gif")
     assert status == 400 and body["error"].startswith("cat.gif: not a readable WAV file")
@@ -290,6 +293,8 @@ def test_bad_uploads_get_a_clear_message(server, tmp_path):
     assert _alive(server)
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 def test_wrong_rate_and_malformed_audio_close_the_session_with_a_reason(server):
     with _ws(server) as ws:
         ws.send(json.dumps({"type": "start", "sample_rate_hz": 44_100}))
@@ -307,6 +312,8 @@ def test_wrong_rate_and_malformed_audio_close_the_session_with_a_reason(server):
     assert _alive(server)
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 def test_socket_closed_mid_stream_frees_the_session(server):
     with _ws(server) as ws:
         assert _start(ws)["type"] == "ready"
@@ -323,6 +330,8 @@ def test_socket_closed_mid_stream_frees_the_session(server):
     assert _alive(server)
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 def test_second_client_is_refused_while_one_streams(server):
     with _ws(server) as first:
         assert _start(first)["type"] == "ready"
