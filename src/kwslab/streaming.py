@@ -103,7 +103,12 @@ def _library():
             audio_microfrontend_op as op,  # loads the library and TensorFlow's framework
         )
         path = Path(op.__file__).with_name("_audio_microfrontend_op.so")
-        lib = ctypes.CDLL(str(path))
+        try:
+            lib = ctypes.CDLL(str(path))
+            lib.FrontendProcessSamples  # noqa: B018 (the C API must be exported)
+        except (OSError, AttributeError) as e:
+            raise RuntimeError(f"{path}: cannot reach the micro frontend's C API ({e}); this "
+                               "TensorFlow build does not export it") from e
         lib.FrontendFillConfigWithDefaults.argtypes = [ctypes.POINTER(_FrontendConfig)]
         lib.FrontendFillConfigWithDefaults.restype = None
         lib.FrontendPopulateState.argtypes = [ctypes.POINTER(_FrontendConfig), ctypes.c_void_p,
