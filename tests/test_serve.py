@@ -154,11 +154,11 @@ def test_live_page_detects_the_clip_like_kwslab_detect(server, clip, model_dir, 
         # the first pass (5 s) and half a second more, then stop
         page.wait_for_function(f"kws.sentSamples >= {len(file_audio) + RATE // 2}", timeout=30_000)
         m1 = _metrics(cdp)
+        page.screenshot(path=str(shot), full_page=True)  # still live, after the metrics
         page.click("#stop")
         state = page.evaluate("({dets: kws.detections, chunks: kws.chunks, errors: kws.errors,"
                               " rate: kws.contextRate, sent: kws.sent.map(c => Array.from(c)),"
                               " rows: document.querySelectorAll('#detections tbody tr').length})")
-        page.screenshot(path=str(shot), full_page=True)
         browser.close()
 
     assert (state["rate"] == RATE) == (query == "")
