@@ -31,6 +31,7 @@ References:
 """
 
 import argparse
+import dataclasses
 import io
 import json
 import logging
@@ -143,14 +144,14 @@ def _require_web() -> None:
 
 
 def create_app(tflite_bytes: bytes, cfg: Config = Config(), *, model_name: str = "model.tflite",
-               arena_size: int | None = None):
+               arena_bytes: int | None = None):
     """The FastAPI app: the page, ``/api/info``, ``/api/detect`` (WAV upload), ``/ws`` (live).
 
     Args:
         tflite_bytes: the int8 model.
         cfg: its config (frontend, labels).
         model_name: shown on the page.
-        arena_size: TFLM arena bytes (None: interpreter default).
+        arena_bytes: TFLM arena bytes (None: ``detect.stream_scores``' default).
     Returns:
         a ``fastapi.FastAPI`` application; ``app.state.sessions`` counts live sessions
         served, ``app.state.live`` is True while one runs.
@@ -170,10 +171,11 @@ def create_app(tflite_bytes: bytes, cfg: Config = Config(), *, model_name: str =
     info = {"model": model_name, "model_bytes": len(tflite_bytes), "labels": list(cfg.data.labels),
             "sample_rate_hz": fcfg.sample_rate_hz, "feature_shape": list(fcfg.feature_shape),
             "window_samples": fcfg.window_samples, "stride_samples": fcfg.stride_samples,
-            "detection_threshold": 200, "max_chunk_samples": MAX_CHUNK_SAMPLES}
+            "detection_threshold": cfg.recognize.detection_threshold,
+            "recognize": dataclasses.asdict(cfg.recognize), "max_chunk_samples": MAX_CHUNK_SAMPLES}
 
     def detector() -> StreamingDetector:
-        return StreamingDetector(tflite_bytes, cfg, arena_size=arena_size)
+        return StreamingDetector(tflite_bytes, cfg, arena_bytes=arena_bytes)
 
     detector().close()  # loads the frontend library (and TensorFlow) now, not in a session
 

@@ -238,28 +238,26 @@ class StreamingDetector:
     Args:
         tflite_bytes: the int8 model.
         cfg: the config the model was trained with (frontend, labels).
-        arena_size: TFLM arena bytes (None: interpreter default).
+        arena_bytes: TFLM arena bytes (None: ``stream_scores``' default).
         include_background: also report ``_silence_``/``_unknown_`` commands.
-        **recognize_kwargs: average_window_ms, detection_threshold, suppression_ms,
-            minimum_count (RecognizeCommands).
+    RecognizeCommands' settings come from ``cfg.recognize``, as in ``detect_stream``.
     Example: pushing a 3 s recording in 100 ms chunks gives 150 frames and 102 windows
     (the first ending at 990 ms), exactly as ``detect_stream`` on the whole recording.
     Source: tflite-micro micro_speech ``main_functions.cc`` (the device loop).
     """
 
     def __init__(self, tflite_bytes: bytes, cfg: Config = Config(), *,
-                 arena_size: int | None = None, include_background: bool = False,
-                 **recognize_kwargs):
+                 arena_bytes: int | None = None, include_background: bool = False):
         from . import frontend
 
         self._to_int8 = frontend.to_int8
         self.tflite_bytes = bytes(tflite_bytes)
         self.cfg = cfg
         self.labels = list(cfg.data.labels)
-        self.arena_size = arena_size
+        self.arena_bytes = arena_bytes
         self.include_background = include_background
         self.frontend = MicroFrontend(cfg.frontend)
-        self.recognizer = RecognizeCommands(len(self.labels), **recognize_kwargs)
+        self.recognizer = RecognizeCommands.from_config(len(self.labels), cfg.recognize)
         t, f = cfg.frontend.feature_shape
         self._context = np.zeros((0, f), np.int8)  # the last T - 1 frames
         self.num_frames = 0
@@ -285,7 +283,7 @@ class StreamingDetector:
                               audio_ms=self.num_samples * 1000 // fcfg.sample_rate_hz)
         if len(window) < t:
             return update
-        _, scores = stream_scores(window, self.tflite_bytes, fcfg, arena_size=self.arena_size)
+        _, scores = stream_scores(window, self.tflite_bytes, fcfg, arena_bytes=self.arena_bytes)
         # Window ending at frame j ends at sample window + stride * j (detect.window_end_times_ms).
         last_frames = np.arange(self.num_frames - len(scores), self.num_frames)
         assert last_frames[0] >= max(first_new, t - 1)

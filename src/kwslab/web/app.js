@@ -282,6 +282,9 @@ async function init() {
     `${i.labels.join(", ")}; ${i.sample_rate_hz} Hz, ${i.feature_shape[0]} x ${i.feature_shape[1]} features`;
   $("legend").innerHTML = i.labels.map((l, c) =>
     `<span style="color:${COLORS[c % COLORS.length]}">&#9632; ${l}</span>`).join("");
+  const r = i.recognize;
+  $("recognize").textContent = `(RecognizeCommands: ${r.average_window_ms} ms average, threshold ` +
+    `${r.detection_threshold}, suppression ${r.suppression_ms} ms, at least ${r.minimum_count} results)`;
   $("start").onclick = startLive;
   $("stop").onclick = stopLive;
   $("upload").onchange = (e) => { if (e.target.files.length) upload(e.target.files[0]); };
