@@ -111,7 +111,7 @@ def pytest_configure(config):
         return
     from kwslab.course import remote
     cfg = json.loads(Path(path).read_text(encoding="utf-8"))
-    client = remote.Client(cfg["command"], cfg["env"])
+    client = remote.Client(cfg["commands"], cfg["env"])
     client.timeout_s = float(cfg["test_timeout_s"])
     remote.ALLOWED_CLASS_MODULES.update(cfg.get("trusted_modules", []))
     for name, source in cfg["modules"].items():

@@ -42,6 +42,10 @@ TORCH_DTYPES = {str(d).removeprefix("torch."): d for d in (
 NUMPY_KINDS = set("biufc")
 
 
+KEEP = type("Keep", (), {"__repr__": lambda self: "KEEP"})()
+"""Decoded from an argument the worker could not send back: the grader keeps its own."""
+
+
 class WireError(ValueError):
     """A reply that is not well-formed plain data, or an object that cannot be sent."""
 
@@ -203,6 +207,8 @@ class Encoder:
             return {"dev": str(o)}
         if isinstance(o, complex):
             return {"c": [o.real, o.imag]}
+        if isinstance(o, type):
+            return {"C": f"{o.__module__}:{o.__qualname__}"}
         k = self.by_id.get(id(o))
         if k is not None:
             return {"ri": k, "kind": _kind(o)}
@@ -311,6 +317,10 @@ class Decoder:
             return torch.device(str(n["dev"]))
         if "c" in n:
             return complex(float(n["c"][0]), float(n["c"][1]))
+        if "C" in n:
+            return self.resolve(str(n["C"]))
+        if "K" in n:
+            return KEEP
         slot = len(self.memo)
         self.memo.append(None)
         if "T" in n:
@@ -338,9 +348,12 @@ class Decoder:
         elif "O" in n:
             cls = self.resolve(str(n["O"]))
             value = self.memo[slot] = cls.__new__(cls)
-            state = self.decode(n["st"])
-            if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-                raise WireError("object state is not a dict of names")
+            pairs = n["st"].get("d") if isinstance(n["st"], dict) else None
+            state = {}
+            for pair in self._list(pairs):
+                if not isinstance(pair, list) or len(pair) != 2 or type(pair[0]) is not str:
+                    raise WireError("object state is not a dict of names")
+                state[pair[0]] = self.decode(pair[1])
             value.__dict__.update(state)
         else:
             raise WireError(f"unknown node kind {sorted(n)[:3]}")
@@ -410,7 +423,7 @@ def sync_into(orig: Any, new: Any) -> Any:
     """Make the grader's object orig look like new (the worker's copy after the call),
     keeping orig's identity and that of its tensors and submodules where they still fit.
     Returns the object to use (orig, or new where orig cannot be updated in place)."""
-    if orig is new:
+    if orig is new or new is KEEP:
         return orig
     if _same_tensor_layout(orig, new):
         if not _bitwise_equal(orig, new):  # copying an unchanged tensor would bump its

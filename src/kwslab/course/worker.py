@@ -50,6 +50,17 @@ def flat_tensors(obj) -> list[torch.Tensor]:
     return out
 
 
+def _lenient(enc: wire.Encoder, value):
+    """An argument as it is now, or "keep yours" when it cannot be sent (e.g. a class)."""
+    blobs, memo = len(enc.blobs), dict(enc.memo)
+    try:
+        return enc.encode(value)
+    except wire.WireError:
+        del enc.blobs[blobs:]
+        enc.memo = memo
+        return {"K": 1}
+
+
 def handle(req: dict) -> bytes:
     op = req.get("op")
     if op == "import":
@@ -64,7 +75,8 @@ def handle(req: dict) -> bytes:
         enc = wire.Encoder(inputs)
         body = {"result": enc.encode(result)}
         enc.by_id, enc.by_storage, enc.memo = {}, {}, {}  # arguments go back by value
-        body["args"] = enc.encode((list(args), kwargs))
+        body["args"] = {"t": [{"l": [_lenient(enc, a) for a in args]},
+                              {"d": [[k, _lenient(enc, v)] for k, v in kwargs.items()]}]}
         return wire.pack_reply({"ok": True, "values": body}, enc.blobs)
     if op == "backward":
         grad_in = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
