@@ -559,3 +559,27 @@ def test_a_loop_that_ignores_signals_ends_at_the_hard_time_limit(tmp_path):
     assert points(result) == ZERO
     assert result.seconds < 30
     assert stat.S_ISDIR(os.stat(tmp_path).st_mode)
+
+
+REAL_REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_real_repository_solution_gets_full_marks_and_release_zero(tmp_path):
+    """The graded suite of this repository, through the sandbox: every graded test of the
+    solution passes (extra credit included) and none of the release stub's does."""
+    subs = tmp_path / "subs"
+    for name in ("solution", "release"):
+        for rel in autograde.editable_files(REAL_REPO):
+            text = (REAL_REPO / rel).read_text()
+            if name == "release":
+                text, _ = course.strip_solutions(text, rel)
+            (subs / name / rel).parent.mkdir(parents=True, exist_ok=True)
+            (subs / name / rel).write_text(text)
+    results = {r.student: r for r in autograde.grade_all(
+        REAL_REPO, subs, tmp_path / "out", jobs=2, progress=False)}
+    failed = [(t.test.nodeid, t.output[-600:]) for t in results["solution"].tests
+              if t.status != "passed"]
+    assert not failed, failed
+    assert results["solution"].score == sum(t.test.points for t in results["solution"].tests)
+    assert results["release"].score == 0
