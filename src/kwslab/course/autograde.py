@@ -239,7 +239,7 @@ def grade_submission(repo: Path, submission: Path, tests: list[GradedTest],
     repo = Path(repo).resolve()
     result = StudentResult(student=submission.name, sandbox=sandbox.check_mode(mode))
     work = Path(tempfile.mkdtemp(prefix="kwslab-grade-", dir=workdir))
-    cgroup = None
+    cgroups: list[sandbox.Cgroup] = []
     try:
         limits = sandbox.Limits(memory_mb=memory_mb)
         code_dir = work / "code"
@@ -255,15 +255,19 @@ def grade_submission(repo: Path, submission: Path, tests: list[GradedTest],
                 (code_dir / rel).chmod(0o644)
                 (code_dir / rel).parent.chmod(0o755)
         (work / "tmp").mkdir()
-        uid = None
-        if mode == "strict":
-            cgroup = sandbox.Cgroup(f"{os.getpid()}-{next(_cgroup_ids)}", limits)
-            uid = sandbox.allocate_uid()
         packages = sorted({Path(rel).parts[1] for rel in editable})
+        commands = {}
+        for pool in ("public", "hidden"):  # each with its own uid and cgroup
+            uid = cgroup = None
+            if mode == "strict":
+                cgroup = sandbox.Cgroup(f"{os.getpid()}-{next(_cgroup_ids)}", limits)
+                cgroups.append(cgroup)
+                uid = sandbox.allocate_uid()
+            commands[pool] = sandbox.worker_command(mode, code_dir, packages, limits, uid,
+                                                    cgroup)
         results_path = work / "results.jsonl"
         config = {"modules": {_module_name(rel): str(repo / rel) for rel in editable},
-                  "command": sandbox.worker_command(mode, code_dir, packages, limits, uid,
-                                                    cgroup),
+                  "commands": commands,
                   "env": sandbox.worker_env(mode, code_dir),
                   "hidden": [t.nodeid for t in tests if t.hidden],
                   "results": str(results_path), "test_timeout_s": test_timeout_s,
@@ -291,7 +295,7 @@ def grade_submission(repo: Path, submission: Path, tests: list[GradedTest],
         result.status = f"error: {type(e).__name__}: {e}"
         result.tests = [TestResult(t, "not run", result.status) for t in tests]
     finally:
-        if cgroup is not None:
+        for cgroup in cgroups:
             cgroup.remove()
         sandbox.remove_tree(work)
         result.seconds = time.monotonic() - start
@@ -367,7 +371,8 @@ def write_student(result: StudentResult, folder: Path, hidden_lines: set[str] = 
                   "output": scrub_hidden("\n".join(header), hidden_lines),
                   "output_format": "text", "tests": entries}
     (folder / "results.json").write_text(json.dumps(gradescope, indent=1))
-    lines = [f"# Feedback for {result.student.replace('`', '')}", "",
+    name = re.sub(r"([\\`*_{}\[\]()#+!<>|~-])", r"\\\1", result.student)
+    lines = [f"# Feedback for {name}", "",
              f"Score: **{result.score:g} / {result.max_score:g}**", "",
              fence(scrub_hidden("\n".join(header), hidden_lines)), "",
              "| test | points | result |", "|---|---|---|"]
@@ -433,8 +438,10 @@ def grade_all(repo: Path, submissions: Path, out: Path, jobs: int = 1,
     entries = sorted(os.scandir(submissions), key=lambda e: e.name)
     if not entries:
         raise FileNotFoundError(f"no submission folders in {submissions}")
-    if out.resolve() == submissions.resolve() or submissions.resolve() in out.resolve().parents:
-        raise ValueError(f"the output folder {out} is inside the submissions {submissions}")
+    s, o = submissions.resolve(), out.resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise ValueError(f"the output folder {out} and the submissions folder {submissions} "
+                         "must not contain each other")
     tests = collect_graded(repo)
     editable = editable_files(repo, [submissions, out])
     files = package_files(repo, editable)

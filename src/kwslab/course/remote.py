@@ -123,10 +123,11 @@ class Worker:
             code = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             return "the student code closed the grader's channel"
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ \
-                else str(-code)
-            why = " (memory limit?)" if -code == signal.SIGKILL else ""
+        signum = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else 0
+        if signum:  # bubblewrap reports its child's death by signal N as exit 128 + N
+            name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ \
+                else str(signum)
+            why = " (memory limit?)" if signum == signal.SIGKILL else ""
             return f"the student code crashed: killed by {name}{why}"
         return f"the student code ended the worker process (exit code {code})"
 
@@ -152,12 +153,12 @@ class Client:
     """Sends calls to a worker (one per pool: "public", "hidden"), restarting it after a crash.
 
     Args:
-        command: the sandboxed worker command (without its two fd arguments).
+        commands: pool -> the sandboxed worker command (without its two fd arguments).
         env: the worker's environment.
     """
 
-    def __init__(self, command: list[str], env: dict[str, str]):
-        self.command, self.env = command, env
+    def __init__(self, commands: dict[str, list[str]], env: dict[str, str]):
+        self.commands, self.env = commands, env
         self.workers: dict[str, Worker] = {}
         self.pool = "public"
         self.deadline: float | None = None
@@ -171,7 +172,7 @@ class Client:
         w = self.workers.get(self.pool)
         if w is None or w.proc.poll() is not None:
             started = time.monotonic()
-            w = Worker(self.command, self.env)
+            w = Worker(self.commands[self.pool], self.env)
             try:
                 header, _ = w.receive(time.monotonic() + STARTUP_TIMEOUT_S)
                 if not header.get("ready"):
@@ -238,6 +239,8 @@ class Client:
             self._drop()
             raise
         if not header.get("ok"):
+            if isinstance(header.get("values"), dict) and "args" in header["values"]:
+                return header, blobs  # the caller syncs the arguments, then raises
             raise _student_exception(header)
         return header, blobs
 
@@ -260,19 +263,26 @@ class Client:
         header, blobs = self.roundtrip({"op": "call", "module": module, "name": name,
                                         "args": args, "kwargs": kwargs, "grad": grad})
         values = header.get("values")
-        if not isinstance(values, dict) or "result" not in values or "args" not in values:
+        failed = not header.get("ok")
+        if not isinstance(values, dict) or "args" not in values or \
+                ("result" not in values and not failed):
             raise SandboxFailure("broken reply from the student code: no result")
         try:
-            new_args, new_kwargs = wire.Decoder(blobs, [], self.resolve).decode(values["args"])
+            dec = wire.Decoder(blobs, [], self.resolve)
+            arg_nodes, kwarg_nodes = values["args"]["t"]
+            new_args = [dec.decode(v) for v in arg_nodes["l"]]
+            new_kwargs = {k: dec.decode(v) for k, v in kwarg_nodes["d"]}
             for old, new in zip(args, new_args):
                 wire.sync_into(old, new)
             for key, old in kwargs.items():
                 if key in new_kwargs:
                     wire.sync_into(old, new_kwargs[key])
-            return wire.Decoder(blobs, inputs, self.resolve).decode(values["result"])
-        except (wire.WireError, TypeError, ValueError, RecursionError) as e:
+            if not failed:
+                return wire.Decoder(blobs, inputs, self.resolve).decode(values["result"])
+        except Exception as e:  # noqa: BLE001 - any reply that does not fit fails the test
             raise SandboxFailure(f"the student code returned something the grader cannot "
                                  f"use: {type(e).__name__}: {e}") from None
+        raise _student_exception(header)
 
     def backward(self, module, name, args, kwargs, grad_outputs) -> list:
         header, blobs = self.roundtrip({"op": "backward", "module": module, "name": name,
@@ -347,6 +357,7 @@ class _RemoteFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, client, module, name, args, kwargs, holder, *grad_inputs):
+        __tracebackhide__ = True
         from .worker import flat_tensors
         result = client._call(module, name, args, kwargs, grad=True)
         floats = [t for t in flat_tensors(result) if t.is_floating_point() or t.is_complex()]

@@ -22,6 +22,8 @@ Source: Python ``pickle`` docs ("never unpickle data received from an untrusted 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
 import math
 import pickle
@@ -40,6 +42,25 @@ TORCH_DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.int16,
     torch.int32, torch.int64, torch.uint8, torch.bool, torch.complex64, torch.complex128)}
 NUMPY_KINDS = set("biufc")
+
+
+KEEP = type("Keep", (), {"__repr__": lambda self: "KEEP"})()
+"""Decoded from an argument the worker could not send back: the grader keeps its own."""
+
+
+class StudentCallable:
+    """Stands in the grader for a function the student code left behind (e.g. a hook on a
+    model): it counts, but calling it is an error, since the grader never runs student code."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError(f"the student code left a callable ({self.name}) that the "
+                           "grader does not run")
+
+    def __repr__(self) -> str:
+        return f"<student callable {self.name}>"
 
 
 class WireError(ValueError):
@@ -103,12 +124,27 @@ def _grad_leaf(t: torch.Tensor) -> torch.Tensor:
     return t.requires_grad_(True)
 
 
-class _Pickler(pickle.Pickler):
+try:  # pickles classes and functions of the test files by value (the worker cannot
+    import cloudpickle  # import the tests); a dependency of joblib, hence of librosa
+    _Base = cloudpickle.Pickler
+except ImportError:  # pragma: no cover - then test-file classes cannot be sent
+    cloudpickle, _Base = None, pickle.Pickler
+
+
+def send_by_value(module) -> None:
+    """Pickle module's classes and functions by value in requests (a test file's helpers)."""
+    if cloudpickle is not None:
+        cloudpickle.register_pickle_by_value(module)
+
+
+class _Pickler(_Base):
     """Pickles non-leaf tensors that require grad as fresh leaves that require grad."""
 
     def reducer_override(self, obj):
         if isinstance(obj, torch.Tensor) and obj.requires_grad and obj.grad_fn is not None:
             return _grad_leaf, (obj.detach(),)
+        if _Base is not pickle.Pickler:
+            return super().reducer_override(obj)
         return NotImplemented
 
 
@@ -203,6 +239,11 @@ class Encoder:
             return {"dev": str(o)}
         if isinstance(o, complex):
             return {"c": [o.real, o.imag]}
+        if isinstance(o, type):
+            return {"C": f"{o.__module__}:{o.__qualname__}"}
+        if callable(o) and (inspect.isfunction(o) or inspect.ismethod(o) or
+                            inspect.isbuiltin(o) or isinstance(o, functools.partial)):
+            return {"fn": str(getattr(o, "__qualname__", type(o).__name__))[:200]}
         k = self.by_id.get(id(o))
         if k is not None:
             return {"ri": k, "kind": _kind(o)}
@@ -311,6 +352,12 @@ class Decoder:
             return torch.device(str(n["dev"]))
         if "c" in n:
             return complex(float(n["c"][0]), float(n["c"][1]))
+        if "C" in n:
+            return self.resolve(str(n["C"]))
+        if "K" in n:
+            return KEEP
+        if "fn" in n:
+            return StudentCallable(str(n["fn"]))
         slot = len(self.memo)
         self.memo.append(None)
         if "T" in n:
@@ -338,9 +385,12 @@ class Decoder:
         elif "O" in n:
             cls = self.resolve(str(n["O"]))
             value = self.memo[slot] = cls.__new__(cls)
-            state = self.decode(n["st"])
-            if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-                raise WireError("object state is not a dict of names")
+            pairs = n["st"].get("d") if isinstance(n["st"], dict) else None
+            state = {}
+            for pair in self._list(pairs):
+                if not isinstance(pair, list) or len(pair) != 2 or type(pair[0]) is not str:
+                    raise WireError("object state is not a dict of names")
+                state[pair[0]] = self.decode(pair[1])
             value.__dict__.update(state)
         else:
             raise WireError(f"unknown node kind {sorted(n)[:3]}")
@@ -410,7 +460,7 @@ def sync_into(orig: Any, new: Any) -> Any:
     """Make the grader's object orig look like new (the worker's copy after the call),
     keeping orig's identity and that of its tensors and submodules where they still fit.
     Returns the object to use (orig, or new where orig cannot be updated in place)."""
-    if orig is new:
+    if orig is new or new is KEEP:
         return orig
     if _same_tensor_layout(orig, new):
         if not _bitwise_equal(orig, new):  # copying an unchanged tensor would bump its

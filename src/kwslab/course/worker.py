@@ -50,6 +50,17 @@ def flat_tensors(obj) -> list[torch.Tensor]:
     return out
 
 
+def _lenient(enc: wire.Encoder, value):
+    """An argument as it is now, or "keep yours" when it cannot be sent (e.g. a class)."""
+    blobs, memo = len(enc.blobs), dict(enc.memo)
+    try:
+        return enc.encode(value)
+    except wire.WireError:
+        del enc.blobs[blobs:]
+        enc.memo = memo
+        return {"K": 1}
+
+
 def handle(req: dict) -> bytes:
     op = req.get("op")
     if op == "import":
@@ -59,12 +70,19 @@ def handle(req: dict) -> bytes:
     args, kwargs = req["args"], req["kwargs"]
     inputs = wire.walk_inputs((args, kwargs))
     if op == "call":
-        with torch.set_grad_enabled(bool(req.get("grad"))):
-            result = fn(*args, **kwargs)
+        try:
+            with torch.set_grad_enabled(bool(req.get("grad"))):
+                result = fn(*args, **kwargs)
+        except BaseException as e:  # report it with the arguments as the error left them
+            enc = wire.Encoder()
+            changed = {"t": [{"l": [_lenient(enc, a) for a in args]},
+                             {"d": [[k, _lenient(enc, v)] for k, v in kwargs.items()]}]}
+            return _error_reply(e, {"args": changed}, enc.blobs)
         enc = wire.Encoder(inputs)
         body = {"result": enc.encode(result)}
         enc.by_id, enc.by_storage, enc.memo = {}, {}, {}  # arguments go back by value
-        body["args"] = enc.encode((list(args), kwargs))
+        body["args"] = {"t": [{"l": [_lenient(enc, a) for a in args]},
+                              {"d": [[k, _lenient(enc, v)] for k, v in kwargs.items()]}]}
         return wire.pack_reply({"ok": True, "values": body}, enc.blobs)
     if op == "backward":
         grad_in = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
@@ -81,13 +99,13 @@ def handle(req: dict) -> bytes:
     raise ValueError(f"unknown request {op!r}")
 
 
-def _error_reply(e: BaseException) -> bytes:
+def _error_reply(e: BaseException, values: dict | None = None, blobs=()) -> bytes:
     frames = [f for f in traceback.extract_tb(e.__traceback__)
               if not f.filename.endswith(("course/worker.py", "course/wire.py"))]
     tb = "".join(traceback.format_list(frames)) + \
         "".join(traceback.format_exception_only(type(e), e))
     return wire.pack_reply({"ok": False, "exc": type(e).__name__, "message": str(e)[:4000],
-                            "traceback": tb[-6000:]}, [])
+                            "traceback": tb[-6000:], "values": values or {}}, list(blobs))
 
 
 def main(argv: list[str]) -> None:
