@@ -81,7 +81,7 @@ def test_release_has_no_placeholder_url_and_the_student_readme(student_release):
     readme = (student_release / "README.md").read_text()
     assert "{points}" not in readme and "| **total** |" in readme
     assert "pytest tests/graded" in readme and "course/README.md" not in readme
-    assert f"colab.research.google.com/github/acme-uni/kwslab-2026/blob/main/notebooks/1_preprocessing.ipynb" in readme
+    assert "colab.research.google.com/github/acme-uni/kwslab-2026/blob/main/notebooks/1_preprocessing.ipynb" in readme
     colab = (student_release / "src" / "kwslab" / "colab.py").read_text()
     assert f'REPO_URL = "{URL}"' in colab
     first = (student_release / "notebooks" / "3_training.ipynb").read_text()
