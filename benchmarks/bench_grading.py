@@ -2,7 +2,7 @@
 
 Makes N submissions (cycling through: the solution, the release stub, and the solution
 with one student function replaced by the stub) under a temp folder, grades them with
-`kwslab.grading.grade_all`, and prints seconds per submission and for the batch. Targets:
+`kwslab.course.autograde.grade_all`, and prints seconds per submission and for the batch. Targets:
 <= 30 s per submission, <= 15 min for 100 on the 2-core reference machine.
 
 Usage: python benchmarks/bench_grading.py [--n 100] [--jobs 1]
@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kwslab import course, grading
+from kwslab import course
+from kwslab.course import autograde as grading
 
 REPO = Path(__file__).resolve().parents[1]
 

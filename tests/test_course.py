@@ -1,4 +1,4 @@
-"""Tests of the instructor tooling (kwslab.course, kwslab.grading) on a synthetic mini repo.
+"""Tests of the instructor tooling (kwslab.course) on a synthetic mini repo.
 
 The mini repo has one package `minilab` with one student function `add`, a graded test
 file with two public tests (2 + 1 points) and one hidden test (3 points), an instructor-only
@@ -17,7 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kwslab import course, grading
+from kwslab import cli, course
+from kwslab.course import autograde as grading
 
 BS, ES = course.BEGIN_SOLUTION, course.END_SOLUTION
 BH, EH = course.BEGIN_HIDDEN, course.END_HIDDEN
@@ -179,9 +180,9 @@ def test_release_fails_on_leaked_marker_naming_file(repo, tmp_path):
 def test_release_refuses_non_empty_out_without_force(repo, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out/keep.txt").write_text("x")
-    assert course.main(["--repo", str(repo), "release", str(tmp_path / "out")]) == 1
+    assert cli.main(["course", "--repo", str(repo), "release", str(tmp_path / "out")]) == 1
     assert (tmp_path / "out/keep.txt").exists()
-    assert course.main(["--repo", str(repo), "release", str(tmp_path / "out"),
+    assert cli.main(["course", "--repo", str(repo), "release", str(tmp_path / "out"),
                         "--force"]) == 0
     assert not (tmp_path / "out/keep.txt").exists()
     assert (tmp_path / "out/src/minilab/mini.py").is_file()

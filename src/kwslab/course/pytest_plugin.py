@@ -1,6 +1,6 @@
 """pytest plugin loaded into every graded run (and the instructor's collection run).
 
-The grader (`kwslab.grading`) copies this file into each sandbox as
+The grader (`kwslab.course.sandbox`) copies this file into each sandbox as
 `kwslab_grader_plugin.py` and loads it with `-p kwslab_grader_plugin`, so it works for any
 package under test. It uses the standard library only. It does three things, each switched on
 by an environment variable the grader sets:
