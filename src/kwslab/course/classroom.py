@@ -30,6 +30,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from kwslab import course as _course
+
 WORKFLOW = ".github/workflows/classroom.yml"
 COMMAND_GRADER = "education/autograding-command-grader@v1"
 REPORTER = "education/autograding-grading-reporter@v1"
@@ -60,8 +62,8 @@ def pytest_collection_finish(session):
 '''
 
 
-class ClassroomError(RuntimeError):
-    """The public graded tests of a tree could not be listed."""
+class ClassroomError(_course.ReleaseError):
+    """The public graded tests of a released tree could not be listed."""
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,8 @@ def public_graded_tests(tree: Path, timeout_s: float = 300) -> list[PublicTest]:
     return [PublicTest(r["nodeid"], float(r["points"]), r["extra_credit"]) for r in rows]
 
 
-def _step_id(i: int, nodeid: str) -> str:
-    name = re.sub(r"[^a-z0-9]+", "_", nodeid.split("::")[-1].lower()).strip("_")
-    return f"t{i:02d}_{name}"[:60]
+def _step_id(i: int) -> str:
+    return f"test{i:03d}"
 
 
 def workflow(tests: list[PublicTest], python_version: str = "3.11") -> dict:
@@ -120,7 +121,7 @@ def workflow(tests: list[PublicTest], python_version: str = "3.11") -> dict:
     ]
     ids = []
     for i, t in enumerate(graded, 1):
-        step_id = _step_id(i, t.nodeid)
+        step_id = _step_id(i)
         ids.append(step_id)
         steps.append({"name": t.nodeid, "id": step_id, "uses": COMMAND_GRADER, "with": {
             "test-name": t.nodeid, "setup-command": "",
@@ -155,4 +156,25 @@ def write_workflow(tree: Path, python_version: str = "3.11") -> Path:
     path = tree / WORKFLOW
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(workflow_yaml(public_graded_tests(tree), python_version))
+    return path
+
+
+def add_to_release(repo: Path, release_dir: Path, python_version: str = "3.11") -> Path:
+    """Write the workflow into a release of `repo`, then check it names no hidden test.
+
+    Raises:
+        ClassroomError: if collection fails.
+        ReleaseError: if the workflow holds a marker or the name of a hidden test.
+    """
+    path = write_workflow(release_dir, python_version)
+    hidden = []
+    for test_file in sorted((Path(repo) / "tests" / "graded").glob("*.py")):
+        hidden += _course.hidden_test_names(test_file.read_text(), str(test_file))
+    text = path.read_text()
+    leaks = _course.find_leaks(path.parent, hidden) + [
+        f"{WORKFLOW}: hidden test '{name}'" for name in hidden
+        if re.search(rf"\b{re.escape(name)}\b", text)]
+    if leaks:
+        path.unlink()
+        raise _course.ReleaseError(f"{path} would leak:\n  " + "\n  ".join(leaks))
     return path

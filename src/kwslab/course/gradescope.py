@@ -10,7 +10,7 @@
   `PYTHONPATH` instead.
 - `run_autograder` (run as root for every submission): `python -m kwslab.course.gradescope
   run`, which maps the submission's files onto the student-editable files, grades them with
-  `kwslab.grading` (the same sandbox, limits and graded suite, hidden tests included) and
+  `kwslab.course.autograde` (the same sandbox, limits and graded suite, hidden tests included) and
   writes `/autograder/results/results.json` in Gradescope's format.
 - the instructor repository's `src/`, `tests/graded/`, `tests/conftest.py`,
   `pyproject.toml`, `requirements.txt`: what the grader reads.
@@ -84,7 +84,7 @@ exec "$PY" -m kwslab.course.gradescope run --root "$ROOT"
 """
 
 
-class BundleError(RuntimeError):
+class BundleError(FileNotFoundError):
     """The bundle could not be built (missing repository files)."""
 
 
@@ -215,7 +215,7 @@ def run(root: Path, time_limit_s: float = 600, test_timeout_s: int = 60,
     Returns:
         the results.json payload.
     """
-    from kwslab import grading
+    from kwslab.course import autograde
 
     root = Path(root)
     source, results_dir = root / "source", root / "results"
@@ -227,10 +227,13 @@ def run(root: Path, time_limit_s: float = 600, test_timeout_s: int = 60,
         student = work / "submissions" / "submission"
         student.mkdir(parents=True)
         notes = map_submission(root / "submission", editable, student)
-        results = grading.grade_all(source, work / "submissions", work / "grades", jobs=1,
-                                    time_limit_s=time_limit_s, test_timeout_s=test_timeout_s,
-                                    memory_mb=memory_mb, progress=False)
-        payload = json.loads((work / "grades" / "submission" / "results.json").read_text())
+        results = autograde.grade_all(source, work / "submissions", work / "grades", jobs=1,
+                                      time_limit_s=time_limit_s, test_timeout_s=test_timeout_s,
+                                      memory_mb=memory_mb, progress=False)
+        written = sorted((work / "grades").rglob("results.json"))
+        if len(written) != 1:
+            raise RuntimeError(f"the grader wrote {len(written)} results.json files, not 1")
+        payload = json.loads(written[0].read_text())
         payload["output"] = "\n".join(["Files graded:", *notes, "", payload.get("output", "")])
         payload["execution_time"] = round(time.monotonic() - start, 2)
         if results and results[0].status != "graded":

@@ -8,7 +8,7 @@ repository:
 
 ```
 source/<assignment>/2_size_estimation.ipynb ...   the notebooks (nbgrader: top level only)
-source/<assignment>/src/kwslab/**.py              the whole package (student files + the rest)
+source/<assignment>/src/**.py                     the whole package (student files + the rest)
 source/<assignment>/tests/graded/test_*.py        public AND hidden graded tests
 source/<assignment>/pyproject.toml                pytest settings (markers, import mode)
 ```
@@ -66,7 +66,7 @@ def assignment_files(repo: Path) -> list[str]:
     """Repository files that go into every assignment, besides the notebooks."""
     names = _course.repo_files(Path(repo), untracked=True)
     return [n for n in names
-            if (n.startswith("src/kwslab/") and n.endswith(".py"))
+            if (n.startswith("src/") and n.endswith(".py"))
             or (n.startswith("tests/graded/") and n.endswith(".py"))
             or n == "pyproject.toml"]
 
