@@ -299,10 +299,10 @@ def graded_batch(repo, released, tmp_path_factory):
     (subs / "symlink" / "src/minilab").mkdir(parents=True)
     (subs / "symlink" / "src/minilab/mini.py").symlink_to(repo / "src/minilab/mini.py")
     nb_csv = root / "nbgrader.csv"
-    nb_csv.write_text("assignment,duedate,timestamp,student_id,last_name,first_name,email,"
-                      "raw_score,late_submission_penalty,score,max_score\n"
-                      "lab1,,,solution,,,,2.0,0.0,2.0,2.0\n"
-                      "lab1,,,wrong,,,,1.0,0.0,1.0,2.0\n")
+    nb_csv.write_text("assignment,student_id,status,score,max_score,needs_manual_grade,"
+                      "check_score,check_max_score\n"  # kwslab's nbgrader exporter
+                      "lab1,solution,graded,2,2,0,5,5\n"
+                      "lab1,wrong,graded,1,2,0,0,5\n")
     before = (repo / "tests/graded/test_mini.py").read_text()
     results = grading.grade_all(repo, subs, root / "grades", jobs=2, time_limit_s=60,
                                 test_timeout_s=3, memory_mb=1024, nbgrader_csv=nb_csv,

@@ -25,8 +25,6 @@ import pytest
 from kwslab import course
 from kwslab.course import nbgrader_course
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "size"
 NOTEBOOK = "2_size_estimation"
@@ -126,6 +124,7 @@ def graded_course(tmp_path_factory, data_dir):
     return root
 
 
+@pytest.mark.slow
 def test_release_has_no_solution_and_no_hidden_test(graded_course):
     release = graded_course / "release" / ASSIGNMENT
     hidden = course.hidden_test_names((REPO / "tests/graded/test_size_estimate.py").read_text())
@@ -134,6 +133,7 @@ def test_release_has_no_solution_and_no_hidden_test(graded_course):
     assert (release / "tests/graded/test_size_estimate.py").is_file()
 
 
+@pytest.mark.slow
 def test_autograde_runs_the_submitted_files_against_public_and_hidden_tests(graded_course):
     from nbgrader.api import Gradebook
 
@@ -150,6 +150,7 @@ def test_autograde_runs_the_submitted_files_against_public_and_hidden_tests(grad
                                     .read_text())
 
 
+@pytest.mark.slow
 def test_feedback_shows_scores_but_no_hidden_test(graded_course):
     hidden = course.hidden_test_names((REPO / "tests/graded/test_size_estimate.py").read_text())
     for student in EXPECTED_CHECKS:
@@ -160,8 +161,9 @@ def test_feedback_shows_scores_but_no_hidden_test(graded_course):
         assert not leaked, f"{student}'s feedback names hidden tests {leaked}"
 
 
+@pytest.mark.slow
 def test_export_counts_written_answers_and_lists_check_cells(graded_course):
-    from kwslab import grading
+    from kwslab.course import autograde
 
     with open(graded_course / "nbgrader_grades.csv", newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
@@ -175,6 +177,18 @@ def test_export_counts_written_answers_and_lists_check_cells(graded_course):
         for cell, points in CHECK_CELLS.items():
             assert float(r[f"{NOTEBOOK}/{cell}"]) == (points if cell in passing else 0)
     # what `kwslab course grade --nbgrader-csv` adds: the written answers only
-    scores, maxima = grading.read_nbgrader_csv(graded_course / "nbgrader_grades.csv")
+    scores, maxima = autograde.read_nbgrader_csv(graded_course / "nbgrader_grades.csv")
     assert maxima == {f"nbgrader:{ASSIGNMENT}": 1.0}
     assert scores["solution"] == {f"nbgrader:{ASSIGNMENT}": 1.0}
+
+
+def test_a_stock_nbgrader_export_is_refused_when_merging(tmp_path):
+    # nbgrader's own CSV counts the check cells (the graded functions a second time)
+    from kwslab.course import autograde
+
+    stock = tmp_path / "grades.csv"
+    stock.write_text("assignment,duedate,timestamp,student_id,last_name,first_name,email,"
+                     "raw_score,late_submission_penalty,score,max_score\n"
+                     "size,,,alice,,,,30.0,0.0,30.0,30.0\n")
+    with pytest.raises(ValueError, match="not kwslab's nbgrader export"):
+        autograde.read_nbgrader_csv(stock)

@@ -194,7 +194,7 @@ def cmd_course(a) -> int:
             print(autograde.summary_table(results))
             print(f"wrote {a.out / 'grades.csv'} and {len(results)} results.json/feedback.md "
                   f"(sandbox: {autograde.isolation()[1]})")
-    except (course.ReleaseError, FileExistsError, FileNotFoundError) as e:
+    except (course.ReleaseError, FileExistsError, FileNotFoundError, ValueError) as e:
         print(f"kwslab course: error: {e}", file=sys.stderr)
         return 1
     return 0
