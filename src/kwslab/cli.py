@@ -105,6 +105,9 @@ def _add_course(p: argparse.ArgumentParser) -> None:
     q.add_argument("--memory-mb", type=int, default=4096, help="address-space limit, MiB")
     q.add_argument("--nbgrader-csv", type=Path,
                    help="`nbgrader export` CSV to merge (notebook scores)")
+    q.add_argument("--sandbox", default="strict", choices=("strict", "userns", "none"),
+                   help="isolation of student code (default strict; weaker modes only when "
+                        "named, see course/README.md)")
 
 
 def _default_epochs(model: str) -> int:
@@ -189,11 +192,18 @@ def cmd_course(a) -> int:
         else:
             from .course import autograde
 
-            results = autograde.grade_all(repo, a.submissions, a.out, a.jobs, a.time_limit,
-                                          a.test_timeout, a.memory_mb, a.nbgrader_csv)
+            from .course.sandbox import SandboxUnavailable
+
+            try:
+                results = autograde.grade_all(repo, a.submissions, a.out, a.jobs,
+                                              a.time_limit, a.test_timeout, a.memory_mb,
+                                              a.nbgrader_csv, mode=a.sandbox)
+            except SandboxUnavailable as e:
+                print(f"kwslab course grade: error: {e}", file=sys.stderr)
+                return 1
             print(autograde.summary_table(results))
-            print(f"wrote {a.out / 'grades.csv'} and {len(results)} results.json/feedback.md "
-                  f"(sandbox: {autograde.isolation()[1]})")
+            print(f"wrote {a.out / 'grades.csv'} and {len(results)} "
+                  f"students/*/results.json + feedback.md (sandbox: {results[0].sandbox})")
     except (course.ReleaseError, FileExistsError, FileNotFoundError, ValueError) as e:
         print(f"kwslab course: error: {e}", file=sys.stderr)
         return 1

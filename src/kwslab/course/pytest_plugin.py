@@ -1,28 +1,29 @@
-"""pytest plugin loaded into every graded run (and the instructor's collection run).
+"""pytest plugin of the grader's test process (and of the instructor's collection run).
 
-The grader (`kwslab.course.sandbox`) copies this file into each sandbox as
-`kwslab_grader_plugin.py` and loads it with `-p kwslab_grader_plugin`, so it works for any
-package under test. It uses the standard library only. It does three things, each switched on
-by an environment variable the grader sets:
+Loaded with ``-p kwslab.course.pytest_plugin``. It runs in the grader's process, never in
+the sandbox, and does four things, each switched on by an environment variable the grader
+sets:
 
-- `KWSLAB_GRADER_COLLECT=<path>`: after collection, write one JSON record per test (node id,
-  the junit `classname`/`name` pytest will report, file, line, `graded(points=N)`) to <path>.
-- `KWSLAB_GRADER_TEST_TIMEOUT_S=<s>`: per-phase wall-clock limit with `signal.alarm`, for
-  test setup/call/teardown and for importing each test module (a student module that loops
-  at import fails that file's collection instead of hanging the run). The grader also kills
-  the whole process group at its own hard deadline, since student code can swallow or reset
-  the alarm.
-- `KWSLAB_GRADER_BLOCK_NETWORK=1`: fallback when no network namespace is available: make
-  `socket.socket` refuse to connect. Student code could undo this; it is a weak guard.
+- ``KWSLAB_GRADER_CONFIG=<json file>``: replace each student module by its proxy
+  (``kwslab.course.remote``), whose functions run in a sandboxed worker, before the graded
+  test files are imported; give each test a deadline for its calls into the sandbox and run
+  hidden tests on their own worker; append one JSON line per finished test (node id, status,
+  failure text) to the results file named in the config. The statuses are decided here, from
+  the tests' own asserts on plain data.
+- ``KWSLAB_GRADER_COLLECT=<path>``: after collection, write one JSON record per test (node
+  id, file, line, ``graded(points=N)``, ``extra_credit``) to <path>.
+- ``KWSLAB_GRADER_TEST_TIMEOUT_S=<s>``: per-phase wall-clock limit with ``signal.alarm`` as a
+  backstop for the grader's own code; calls into the sandbox have their own deadline.
 
-Source: pytest "Writing plugins" and hook reference (hookwrapper, pytest_collection_finish);
-junit names follow `_pytest.junitxml.mangle_test_address`.
+Source: pytest "Writing plugins" and hook reference (hookwrapper, pytest_runtest_logreport,
+pytest_collection_finish).
 """
 import json
 import os
 import re
 import signal
-import socket
+import time
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +42,7 @@ def _on_alarm(signum, frame):
 
 
 def _with_alarm():
-    seconds = _timeout_s()
+    seconds = _timeout_s() + (10 if _timeout_s() > 0 and "client" in _STATE else 0)
     if seconds <= 0:
         return (yield)
     previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -100,12 +101,59 @@ def pytest_collection_finish(session):
         json.dump(records, f, indent=1)
 
 
+
+_STATE: dict = {}
+
+
 def pytest_configure(config):
-    if os.environ.get("KWSLAB_GRADER_BLOCK_NETWORK") != "1":
+    path = os.environ.get("KWSLAB_GRADER_CONFIG")
+    if not path:
         return
+    from kwslab.course import remote
+    cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    client = remote.Client(cfg["commands"], cfg["env"])
+    client.timeout_s = float(cfg["test_timeout_s"])
+    remote.ALLOWED_CLASS_MODULES.update(cfg.get("trusted_modules", []))
+    for name, source in cfg["modules"].items():
+        remote.install_proxy(client, name, Path(source))
+    _STATE.update(client=client, hidden=set(cfg.get("hidden", [])), results=cfg["results"],
+                  reports={})
 
-    def refuse(self, *args, **kwargs):
-        raise OSError("network access is disabled during grading")
 
-    socket.socket.connect = refuse
-    socket.socket.connect_ex = refuse
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    client = _STATE.get("client")
+    if client is not None:
+        client.pool = "hidden" if item.nodeid in _STATE["hidden"] else "public"
+        client.deadline = time.monotonic() + client.timeout_s
+    try:
+        return (yield)
+    finally:
+        if client is not None:
+            client.deadline = None
+
+
+def pytest_runtest_logreport(report):
+    if "client" not in _STATE:
+        return
+    reports = _STATE["reports"].setdefault(report.nodeid, [])
+    reports.append((report.when, report.outcome, report.longreprtext if report.failed else ""))
+    if report.when != "teardown":
+        return
+    status, output = "passed", ""
+    for when, outcome, text in reports:
+        if outcome == "failed":
+            status, output = ("failed" if when == "call" else "error"), text
+            break
+        if outcome == "skipped":
+            status = "skipped"
+    with open(_STATE["results"], "a", encoding="utf-8") as f:
+        f.write(json.dumps({"nodeid": report.nodeid, "status": status,
+                            "output": output[-6000:]}) + "\n")
+    del _STATE["reports"][report.nodeid]
+
+
+def pytest_sessionfinish(session):
+    client = _STATE.get("client")
+    if client is not None:
+        client.close()
