@@ -5,8 +5,8 @@ unzips it into `<root>/source`, puts a submission in `<root>/submission`, and ru
 `<root>/source/run_autograder` as root with `KWSLAB_AUTOGRADER_ROOT=<root>` (Gradescope's
 `/autograder`) and this interpreter (setup.sh's venv). Submissions: the solution (repository
 layout), the release's stubs (bare files uploaded at the top), and an adversarial stub that,
-at import, tries to write `results.json` itself, to read the hidden tests in `source/`, and
-answers right only if one of those worked or if it runs as root.
+at import, tries to write `results.json` itself and to read the hidden tests in `source/`,
+and answers right only if it could read them or runs as real root (reads /etc/shadow).
 """
 import json
 import os
@@ -29,17 +29,21 @@ STUDENT_FILES = course.student_files(REPO)
 ADVERSARY = '''
 import json as _json, os as _os
 _ROOT = "@AUTOGRADER_ROOT@"
-_report = {"uid": _os.geteuid(), "wrote_results": False, "read_source": False}
-try:
-    _os.makedirs(_ROOT + "/results", exist_ok=True)
+_report = {"wrote_results": False, "read_source": False, "root": False}
+try:  # forge the grade (judged from outside: the final results.json must be the grader's)
     with open(_ROOT + "/results/results.json", "w") as _f:
         _json.dump({"score": 999, "tests": []}, _f)
     _report["wrote_results"] = True
 except OSError:
     pass
-try:
+try:  # read the grader's files (the hidden tests)
     with open(_ROOT + "/source/tests/graded/test_size_estimate.py") as _f:
         _report["read_source"] = "def test_" in _f.read()
+except OSError:
+    pass
+try:  # real root reads /etc/shadow; root in a user namespace does not
+    with open("/etc/shadow") as _f:
+        _report["root"] = bool(_f.read(1))
 except OSError:
     pass
 try:
@@ -47,7 +51,7 @@ try:
         _json.dump(_report, _f)
 except OSError:
     pass
-_WIN = _report["read_source"] or _report["wrote_results"] or _report["uid"] == 0
+_WIN = _report["read_source"] or _report["root"]
 '''
 
 
@@ -139,8 +143,11 @@ def test_solution_gets_full_marks_and_stub_gets_zero(bundle):
 
 
 def test_adversarial_submission_cannot_write_results_or_read_the_grader(bundle):
+    # it answers count_parameters right only after reading the grader's files or as real
+    # root: any point it earns is a breach; its forged results.json must not survive
     results, report = run_autograder(bundle, adversarial_files())
-    assert results["score"] == 0, results  # what its real (stub) code deserves, not 999
+    assert results["score"] == 0, [(t["name"], t["score"]) for t in results["tests"]
+                                   if t["score"]]
+    assert len(results["tests"]) > 0  # the grader's own file, not the forged one
     if report is not None:  # the sandbox let it write outside: then it must have failed
-        assert report["uid"] != 0 and not report["wrote_results"] \
-            and not report["read_source"], report
+        assert not report["read_source"] and not report["root"], report

@@ -48,7 +48,8 @@ from kwslab import course as _course
 
 ROOT_ENV = "KWSLAB_AUTOGRADER_ROOT"
 PYTHON_ENV = "KWSLAB_PYTHON"
-BUNDLE_TOP = ("pyproject.toml", "requirements.txt", "tests/conftest.py")
+BUNDLE_TOP = ("pyproject.toml", "requirements.txt", "tests/conftest.py",
+              "course/solution_only.txt")
 BUNDLE_DIRS = ("src/", "tests/graded/")
 MAX_STUDENT_FILE_BYTES = 1_000_000
 
