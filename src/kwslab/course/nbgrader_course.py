@@ -136,13 +136,17 @@ def configure(c, course_dir: Path, repo: Path) -> None:
 
 
 # ---------------------------------------------------------------- export
-def gradebook_rows(gradebook) -> tuple[list[dict], list[str]]:
+def gradebook_rows(gradebook, students: list[str] = (), assignments: list[str] = ()
+                   ) -> tuple[list[dict], list[str]]:
     """One row per (assignment, student) from an open nbgrader `Gradebook`.
 
     Written answers are the grade cells that are also solution cells (nbgrader's "manually
     graded answer"), and manually graded task cells; every other grade cell is a check cell.
     Per-cell columns are named `<notebook>/<grade_id>` (the cell's score).
 
+    Args:
+        gradebook: an open `nbgrader.api.Gradebook`.
+        students, assignments: only these (all when empty), like `nbgrader export`.
     Returns:
         (rows, per-cell column names in notebook order).
     """
@@ -150,6 +154,8 @@ def gradebook_rows(gradebook) -> tuple[list[dict], list[str]]:
 
     rows, cell_columns = [], []
     for assignment in gradebook.assignments:
+        if assignments and assignment.name not in assignments:
+            continue
         kinds = {}
         for nb in assignment.notebooks:
             answers = {c.name for c in nb.solution_cells} | {c.name for c in nb.task_cells}
@@ -165,6 +171,8 @@ def gradebook_rows(gradebook) -> tuple[list[dict], list[str]]:
         answer_max = sum(m for k, m in kinds.values() if k == "answer")
         check_max = sum(m for k, m in kinds.values() if k == "check")
         for student in gradebook.students:
+            if students and student.id not in students:
+                continue
             row = {"assignment": assignment.name, "student_id": student.id,
                    "max_score": f"{answer_max:g}", "check_max_score": f"{check_max:g}"}
             try:
@@ -193,9 +201,10 @@ def gradebook_rows(gradebook) -> tuple[list[dict], list[str]]:
     return rows, cell_columns
 
 
-def write_export(gradebook, dest: Path) -> list[dict]:
+def write_export(gradebook, dest: Path, students: list[str] = (),
+                 assignments: list[str] = ()) -> list[dict]:
     """Write the written-answers CSV (see `WrittenAnswersExport`); returns its rows."""
-    rows, cells = gradebook_rows(gradebook)
+    rows, cells = gradebook_rows(gradebook, students, assignments)
     dest = Path(dest)
     tmp = dest.with_name(dest.name + ".tmp")
     with open(tmp, "w", newline="") as f:
@@ -226,6 +235,7 @@ class WrittenAnswersExport(_export_plugin_base()):
 
     def export(self, gradebook) -> None:
         dest = Path(self.to or "nbgrader_grades.csv")
-        rows = write_export(gradebook, dest)
+        rows = write_export(gradebook, dest, [str(s) for s in self.student],
+                            [str(a) for a in self.assignment])
         self.log.info("Exported %d rows (written answers counted, check cells listed) "
                       "to %s", len(rows), dest)
