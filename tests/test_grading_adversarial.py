@@ -408,6 +408,7 @@ def points(result) -> tuple:
     return tuple(int(t.score) for t in result.tests)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SUBMISSIONS))
 def test_each_submission_gets_what_its_real_code_deserves(batch, name):
     r = batch["results"][name]
@@ -416,6 +417,7 @@ def test_each_submission_gets_what_its_real_code_deserves(batch, name):
     assert r.status == "graded"
 
 
+@pytest.mark.slow
 def test_nothing_outside_the_sandbox_changed(batch):
     changed = {k for k in batch["before"].keys() | batch["after"].keys()
                if batch["before"].get(k) != batch["after"].get(k)}
@@ -429,6 +431,7 @@ def test_nothing_outside_the_sandbox_changed(batch):
     assert not batch["accepted"], "a submission reached the host network"
 
 
+@pytest.mark.slow
 def test_symbolic_links_are_never_followed(batch):
     for name in ("link_file", "link_dir", "link_root_only", "empty"):
         r = batch["results"][name]
@@ -438,6 +441,7 @@ def test_symbolic_links_are_never_followed(batch):
     assert linked.status.startswith("error") and points(linked) == ZERO
 
 
+@pytest.mark.slow
 def test_every_entry_gets_a_row_and_grader_files_are_the_graders(batch):
     out = batch["out"]
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
@@ -460,6 +464,7 @@ def test_every_entry_gets_a_row_and_grader_files_are_the_graders(batch):
         assert gs["score"] == 10, name
 
 
+@pytest.mark.slow
 def test_a_crash_or_hang_costs_only_its_own_test(batch):
     r = batch["results"]["crash_and_hang"]
     by_name = {t.test.name: t for t in r.tests}
@@ -469,6 +474,7 @@ def test_a_crash_or_hang_costs_only_its_own_test(batch):
     assert all("time" in t.output for t in loop.tests if not t.test.hidden)
 
 
+@pytest.mark.slow
 def test_feedback_cannot_be_forged_and_hides_hidden_tests(batch):
     out = batch["out"]
     text = (out / "students/forged_feedback/feedback.md").read_text()
@@ -522,6 +528,7 @@ def test_reading_a_submission_file_refuses_links(tmp_path):
     assert sandbox.read_submission_file(tmp_path / "sub", "src/c.py") == (b"y = 2\n", "")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not STRICT_OK or not sandbox.shutil.which("bwrap"), reason="needs bwrap")
 def test_userns_mode_keeps_the_repository_out_of_reach(tmp_path):
     repo = make_repo(tmp_path / "repo")
@@ -546,6 +553,7 @@ for _p in [pathlib.Path({str(repo)!r}) / "tests/graded/test_mini.py",
     assert tree_digest(repo) == before
 
 
+@pytest.mark.slow
 def test_a_loop_that_ignores_signals_ends_at_the_hard_time_limit(tmp_path):
     repo = make_repo(tmp_path / "repo")
     body = ("import signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
@@ -559,3 +567,27 @@ def test_a_loop_that_ignores_signals_ends_at_the_hard_time_limit(tmp_path):
     assert points(result) == ZERO
     assert result.seconds < 30
     assert stat.S_ISDIR(os.stat(tmp_path).st_mode)
+
+
+REAL_REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_real_repository_solution_gets_full_marks_and_release_zero(tmp_path):
+    """The graded suite of this repository, through the sandbox: every graded test of the
+    solution passes (extra credit included) and none of the release stub's does."""
+    subs = tmp_path / "subs"
+    for name in ("solution", "release"):
+        for rel in autograde.editable_files(REAL_REPO):
+            text = (REAL_REPO / rel).read_text()
+            if name == "release":
+                text, _ = course.strip_solutions(text, rel)
+            (subs / name / rel).parent.mkdir(parents=True, exist_ok=True)
+            (subs / name / rel).write_text(text)
+    results = {r.student: r for r in autograde.grade_all(
+        REAL_REPO, subs, tmp_path / "out", jobs=2, progress=False)}
+    failed = [(t.test.nodeid, t.output[-600:]) for t in results["solution"].tests
+              if t.status != "passed"]
+    assert not failed, failed
+    assert results["solution"].score == sum(t.test.points for t in results["solution"].tests)
+    assert results["release"].score == 0

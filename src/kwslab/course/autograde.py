@@ -371,7 +371,8 @@ def write_student(result: StudentResult, folder: Path, hidden_lines: set[str] = 
                   "output": scrub_hidden("\n".join(header), hidden_lines),
                   "output_format": "text", "tests": entries}
     (folder / "results.json").write_text(json.dumps(gradescope, indent=1))
-    lines = [f"# Feedback for {result.student.replace('`', '')}", "",
+    name = re.sub(r"([\\`*_{}\[\]()#+!<>|~-])", r"\\\1", result.student)
+    lines = [f"# Feedback for {name}", "",
              f"Score: **{result.score:g} / {result.max_score:g}**", "",
              fence(scrub_hidden("\n".join(header), hidden_lines)), "",
              "| test | points | result |", "|---|---|---|"]
@@ -450,8 +451,10 @@ def grade_all(repo: Path, submissions: Path, out: Path, jobs: int = 1,
     entries = sorted(os.scandir(submissions), key=lambda e: e.name)
     if not entries:
         raise FileNotFoundError(f"no submission folders in {submissions}")
-    if out.resolve() == submissions.resolve() or submissions.resolve() in out.resolve().parents:
-        raise ValueError(f"the output folder {out} is inside the submissions {submissions}")
+    s, o = submissions.resolve(), out.resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise ValueError(f"the output folder {out} and the submissions folder {submissions} "
+                         "must not contain each other")
     tests = collect_graded(repo)
     editable = editable_files(repo, [submissions, out])
     files = package_files(repo, editable)

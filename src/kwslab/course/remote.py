@@ -239,6 +239,8 @@ class Client:
             self._drop()
             raise
         if not header.get("ok"):
+            if isinstance(header.get("values"), dict) and "args" in header["values"]:
+                return header, blobs  # the caller syncs the arguments, then raises
             raise _student_exception(header)
         return header, blobs
 
@@ -261,7 +263,9 @@ class Client:
         header, blobs = self.roundtrip({"op": "call", "module": module, "name": name,
                                         "args": args, "kwargs": kwargs, "grad": grad})
         values = header.get("values")
-        if not isinstance(values, dict) or "result" not in values or "args" not in values:
+        failed = not header.get("ok")
+        if not isinstance(values, dict) or "args" not in values or \
+                ("result" not in values and not failed):
             raise SandboxFailure("broken reply from the student code: no result")
         try:
             dec = wire.Decoder(blobs, [], self.resolve)
@@ -273,10 +277,12 @@ class Client:
             for key, old in kwargs.items():
                 if key in new_kwargs:
                     wire.sync_into(old, new_kwargs[key])
-            return wire.Decoder(blobs, inputs, self.resolve).decode(values["result"])
-        except (wire.WireError, TypeError, ValueError, KeyError, RecursionError) as e:
+            if not failed:
+                return wire.Decoder(blobs, inputs, self.resolve).decode(values["result"])
+        except Exception as e:  # noqa: BLE001 - any reply that does not fit fails the test
             raise SandboxFailure(f"the student code returned something the grader cannot "
                                  f"use: {type(e).__name__}: {e}") from None
+        raise _student_exception(header)
 
     def backward(self, module, name, args, kwargs, grad_outputs) -> list:
         header, blobs = self.roundtrip({"op": "backward", "module": module, "name": name,
@@ -351,6 +357,7 @@ class _RemoteFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, client, module, name, args, kwargs, holder, *grad_inputs):
+        __tracebackhide__ = True
         from .worker import flat_tensors
         result = client._call(module, name, args, kwargs, grad=True)
         floats = [t for t in flat_tensors(result) if t.is_floating_point() or t.is_complex()]

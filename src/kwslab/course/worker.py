@@ -70,8 +70,14 @@ def handle(req: dict) -> bytes:
     args, kwargs = req["args"], req["kwargs"]
     inputs = wire.walk_inputs((args, kwargs))
     if op == "call":
-        with torch.set_grad_enabled(bool(req.get("grad"))):
-            result = fn(*args, **kwargs)
+        try:
+            with torch.set_grad_enabled(bool(req.get("grad"))):
+                result = fn(*args, **kwargs)
+        except BaseException as e:  # report it with the arguments as the error left them
+            enc = wire.Encoder()
+            changed = {"t": [{"l": [_lenient(enc, a) for a in args]},
+                             {"d": [[k, _lenient(enc, v)] for k, v in kwargs.items()]}]}
+            return _error_reply(e, {"args": changed}, enc.blobs)
         enc = wire.Encoder(inputs)
         body = {"result": enc.encode(result)}
         enc.by_id, enc.by_storage, enc.memo = {}, {}, {}  # arguments go back by value
@@ -93,13 +99,13 @@ def handle(req: dict) -> bytes:
     raise ValueError(f"unknown request {op!r}")
 
 
-def _error_reply(e: BaseException) -> bytes:
+def _error_reply(e: BaseException, values: dict | None = None, blobs=()) -> bytes:
     frames = [f for f in traceback.extract_tb(e.__traceback__)
               if not f.filename.endswith(("course/worker.py", "course/wire.py"))]
     tb = "".join(traceback.format_list(frames)) + \
         "".join(traceback.format_exception_only(type(e), e))
     return wire.pack_reply({"ok": False, "exc": type(e).__name__, "message": str(e)[:4000],
-                            "traceback": tb[-6000:]}, [])
+                            "traceback": tb[-6000:], "values": values or {}}, list(blobs))
 
 
 def main(argv: list[str]) -> None:
