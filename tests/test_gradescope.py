@@ -127,6 +127,10 @@ def test_bundle_holds_the_entry_points_and_the_graded_suite(bundle):
     assert {f"tests/graded/{p.name}" for p in (REPO / "tests/graded").glob("test_*.py")} <= names
     assert set(STUDENT_FILES) <= names
     assert not [n for n in names if n.startswith(("notebooks/", ".git/", "tests/instructor"))]
+    with zipfile.ZipFile(bundle) as z:  # both scripts parse (setup.sh needs the network: not run)
+        for script in ("setup.sh", "run_autograder"):
+            check = subprocess.run(["bash", "-n"], input=z.read(script), capture_output=True)
+            assert check.returncode == 0, (script, check.stderr)
 
 
 def test_solution_gets_full_marks_and_stub_gets_zero(bundle):

@@ -55,16 +55,20 @@ MAX_STUDENT_FILE_BYTES = 1_000_000
 
 SETUP_SH = """\
 #!/usr/bin/env bash
-# Gradescope image setup (runs once, as root, in /autograder/source).
+# Gradescope image setup (runs once, as root, in /autograder/source). Base image: Ubuntu
+# 24.04 (Python 3.12; the pinned requirements need Python >= 3.11).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq python3 python3-pip python3-venv bubblewrap util-linux >/dev/null
 python3 -m venv /opt/kwslab-venv
-/opt/kwslab-venv/bin/pip install -q --upgrade pip
-# torch from the CPU index (the default index pulls a multi-GB CUDA build)
-/opt/kwslab-venv/bin/pip install -q --extra-index-url https://download.pytorch.org/whl/cpu \\
-    $(grep -v '^-e' /autograder/source/requirements.txt | grep -v '^#')
+PIP="/opt/kwslab-venv/bin/pip"
+REQ=/autograder/source/requirements.txt
+"$PIP" install -q --upgrade pip
+# torch from the CPU index (the default index pulls a multi-GB CUDA build), then the rest
+"$PIP" install -q "$(grep -E '^torch==' "$REQ")" --index-url https://download.pytorch.org/whl/cpu
+grep -v -E '^(-e|#|torch==)' "$REQ" > /tmp/kwslab-requirements.txt
+"$PIP" install -q -r /tmp/kwslab-requirements.txt
 chmod 755 /opt/kwslab-venv
 # the grader's files (solutions, hidden tests) are root's only
 chmod -R go-rwx /autograder/source
