@@ -21,8 +21,6 @@ import pytest
 
 from kwslab import cli, course
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 STUDENT_FILES = course.student_files(REPO)
 
@@ -118,6 +116,7 @@ def adversarial_files() -> dict[str, str]:
     return files
 
 
+@pytest.mark.slow
 def test_bundle_holds_the_entry_points_and_the_graded_suite(bundle):
     with zipfile.ZipFile(bundle) as z:
         names = set(z.namelist())
@@ -133,6 +132,7 @@ def test_bundle_holds_the_entry_points_and_the_graded_suite(bundle):
             assert check.returncode == 0, (script, check.stderr)
 
 
+@pytest.mark.slow
 def test_solution_gets_full_marks_and_stub_gets_zero(bundle):
     results, _ = run_autograder(bundle, solution_files())
     assert results["tests"] and all(t["status"] == "passed" for t in results["tests"]), \
@@ -146,6 +146,7 @@ def test_solution_gets_full_marks_and_stub_gets_zero(bundle):
     assert "size_estimate.py: from size_estimate.py" in stub["output"]  # bare upload mapped
 
 
+@pytest.mark.slow
 def test_adversarial_submission_cannot_write_results_or_read_the_grader(bundle):
     # it answers count_parameters right only after reading the grader's files or as real
     # root: any point it earns is a breach; its forged results.json must not survive
@@ -155,3 +156,27 @@ def test_adversarial_submission_cannot_write_results_or_read_the_grader(bundle):
     assert len(results["tests"]) > 0  # the grader's own file, not the forged one
     if report is not None:  # the sandbox let it write outside: then it must have failed
         assert not report["read_source"] and not report["root"], report
+
+
+def test_map_submission_takes_repo_paths_or_bare_files_and_never_follows_links(tmp_path):
+    from kwslab.course import gradescope
+
+    editable = ["src/pkg/a.py", "src/pkg/b.py", "src/pkg/c.py", "src/pkg/d.py"]
+    sub = tmp_path / "submission"
+    (sub / "src/pkg").mkdir(parents=True)
+    (sub / "src/pkg/a.py").write_text("A = 1\n")           # repository layout
+    (sub / "b.py").write_text("B = 1\n")                   # bare upload
+    secret = tmp_path / "secret.py"
+    secret.write_text("SECRET = 1\n")
+    (sub / "c.py").symlink_to(secret)                      # a link: never read
+    for folder in ("x", "y"):                              # two d.py: ambiguous
+        (sub / folder).mkdir()
+        (sub / folder / "d.py").write_text("D = 1\n")
+    dest = tmp_path / "dest"
+    notes = gradescope.map_submission(sub, editable, dest)
+    assert (dest / "src/pkg/a.py").read_text() == "A = 1\n"
+    assert (dest / "src/pkg/b.py").read_text() == "B = 1\n"
+    assert not (dest / "src/pkg/c.py").exists() and not (dest / "src/pkg/d.py").exists()
+    assert "src/pkg/b.py: from b.py" in notes
+    assert any(n.startswith("src/pkg/c.py: not in the submission") for n in notes)
+    assert any(n.startswith("src/pkg/d.py: 2 files named d.py") for n in notes)
