@@ -78,6 +78,7 @@ RUN_AUTOGRADER = """\
 #!/usr/bin/env bash
 # Gradescope entry point (runs as root for each submission). Env for tests:
 # KWSLAB_AUTOGRADER_ROOT (default /autograder), KWSLAB_PYTHON (default the setup.sh venv).
+# KWSLAB_SANDBOX: the grader's sandbox mode (strict; see course/README.md for weaker ones).
 set -euo pipefail
 ROOT="${KWSLAB_AUTOGRADER_ROOT:-/autograder}"
 PY="${KWSLAB_PYTHON:-/opt/kwslab-venv/bin/python}"
@@ -85,7 +86,7 @@ SOURCE="$ROOT/source"
 if [ "$(id -u)" = 0 ]; then chmod -R go-rwx "$SOURCE"; fi
 cd "$SOURCE"
 export PYTHONPATH="$SOURCE/src" PYTHONDONTWRITEBYTECODE=1
-exec "$PY" -m kwslab.course.gradescope run --root "$ROOT"
+exec "$PY" -m kwslab.course.gradescope run --root "$ROOT" --sandbox "${KWSLAB_SANDBOX:-strict}"
 """
 
 
@@ -214,7 +215,7 @@ def _write_results(results_dir: Path, payload: dict) -> None:
 
 
 def run(root: Path, time_limit_s: float = 600, test_timeout_s: int = 60,
-        memory_mb: int = 4096) -> dict:
+        memory_mb: int = 4096, mode: str = "strict") -> dict:
     """Grade `root/submission` against `root/source`; write `root/results/results.json`.
 
     Returns:
@@ -234,7 +235,7 @@ def run(root: Path, time_limit_s: float = 600, test_timeout_s: int = 60,
         notes = map_submission(root / "submission", editable, student)
         results = autograde.grade_all(source, work / "submissions", work / "grades", jobs=1,
                                       time_limit_s=time_limit_s, test_timeout_s=test_timeout_s,
-                                      memory_mb=memory_mb, progress=False)
+                                      memory_mb=memory_mb, progress=False, mode=mode)
         written = sorted((work / "grades").rglob("results.json"))
         if len(written) != 1:
             raise RuntimeError(f"the grader wrote {len(written)} results.json files, not 1")
@@ -271,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-limit", type=float, default=600)
     p.add_argument("--test-timeout", type=int, default=60)
     p.add_argument("--memory-mb", type=int, default=4096)
+    p.add_argument("--sandbox", default="strict", help="the grader's sandbox mode")
     args = parser.parse_args(argv)
-    payload = run(args.root, args.time_limit, args.test_timeout, args.memory_mb)
+    payload = run(args.root, args.time_limit, args.test_timeout, args.memory_mb, args.sandbox)
     print(f"score {payload['score']:g}; wrote {args.root / 'results' / 'results.json'}")
     return 0
 
