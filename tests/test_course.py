@@ -216,8 +216,11 @@ def test_nbgrader_hook_strips_py_and_exits_on_leftover_marker(tmp_path):
 
 def test_nbgrader_source_copies_notebooks_and_student_files(repo):
     dest = course.nbgrader_source(repo, "lab1", force=True)
+    # nbgrader's assignment folder is a small copy of the repository: notebooks at the top,
+    # the whole package, the graded tests (hidden ones included: generate_assignment strips)
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) \
-        == ["01_lab.ipynb", "src/minilab/mini.py"]
+        == ["01_lab.ipynb", "pyproject.toml", "src/minilab/__init__.py", "src/minilab/mini.py",
+            "tests/graded/test_mini.py"]
 
 
 # ---------------------------------------------------------------- nbgrader, real repository

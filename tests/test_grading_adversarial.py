@@ -387,9 +387,9 @@ def batch(tmp_path_factory):
     shadow = os.stat("/etc/shadow") if os.path.exists("/etc/shadow") else None
     out = root / "out"
     nb_csv = root / "nbgrader.csv"
-    nb_csv.write_text("assignment,duedate,timestamp,student_id,last_name,first_name,email,"
-                      "raw_score,late_submission_penalty,score,max_score\n"
-                      "lab1,,,honest,,,,2.0,0.0,2.0,2.0\nlab1,,,stub,,,,1.0,0.0,1.0,2.0\n")
+    nb_csv.write_text("assignment,student_id,status,score,max_score,needs_manual_grade,"
+                      "check_score,check_max_score\n"  # kwslab's nbgrader exporter
+                      "lab1,honest,graded,2,2,0,5,5\nlab1,stub,graded,1,2,0,0,5\n")
     results = autograde.grade_all(repo, subs, out, jobs=2, time_limit_s=240,
                                   test_timeout_s=10, memory_mb=1024, progress=False,
                                   nbgrader_csv=nb_csv)

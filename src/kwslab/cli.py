@@ -101,9 +101,15 @@ def _add_course(p: argparse.ArgumentParser) -> None:
     q.add_argument("--repo-url", default=None, metavar="URL",
                    help="the students' GitHub repository (https://github.com/OWNER/NAME): "
                         "rewrites every Colab badge and clone URL")
-    q = sub.add_parser("nbgrader-source", help="write course/source/<assignment>/")
+    q.add_argument("--classroom", action="store_true", help="also write the GitHub Classroom "
+                   "workflow (.github/workflows/classroom.yml, public graded tests)")
+    q = sub.add_parser("nbgrader-source", help="write <course-dir>/source/<assignment>/")
     q.add_argument("--assignment", default="kwslab")
+    q.add_argument("--course-dir", type=Path, help="nbgrader course folder (default: course/)")
+    q.add_argument("--notebooks", nargs="+", help="notebook names (default: all)")
     q.add_argument("--force", action="store_true")
+    q = sub.add_parser("gradescope", help="write the Gradescope autograder zip")
+    q.add_argument("out", type=Path, help="the zip to write, e.g. autograder.zip")
     q = sub.add_parser("grade", help="autograde a folder of submissions")
     q.add_argument("submissions", type=Path, help="folder with one subfolder per student")
     q.add_argument("--out", type=Path, default=Path("grades"))
@@ -184,8 +190,21 @@ def cmd_course(a) -> int:
             print(f"released {len(r.files)} files to {r.out} ({r.solution_blocks} solution "
                   f"blocks stubbed, {r.hidden_blocks} hidden-test blocks removed, "
                   f"{len(r.left_out)} solution-only files left out)")
+            if a.classroom:
+                from .course import classroom
+
+                print(f"wrote {classroom.add_to_release(repo, r.out)}")
         elif a.course_command == "nbgrader-source":
-            print(f"wrote {course.nbgrader_source(repo, a.assignment, a.force)}")
+            from .course import nbgrader_course
+
+            dest = nbgrader_course.write_source(repo, a.course_dir or repo / "course",
+                                                a.assignment, a.notebooks, a.force)
+            print(f"wrote {dest}")
+        elif a.course_command == "gradescope":
+            from .course import gradescope
+
+            names = gradescope.build_bundle(repo, a.out)
+            print(f"wrote {a.out} ({len(names)} files): upload it as the Gradescope autograder")
         else:
             from .course import autograde
 
@@ -201,7 +220,7 @@ def cmd_course(a) -> int:
             print(autograde.summary_table(results))
             print(f"wrote {a.out / 'grades.csv'} and {len(results)} "
                   f"students/*/results.json + feedback.md (sandbox: {results[0].sandbox})")
-    except (course.ReleaseError, FileExistsError, FileNotFoundError) as e:
+    except (course.ReleaseError, FileExistsError, FileNotFoundError, ValueError) as e:
         print(f"kwslab course: error: {e}", file=sys.stderr)
         return 1
     return 0

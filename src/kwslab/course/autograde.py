@@ -389,11 +389,24 @@ def write_student(result: StudentResult, folder: Path, hidden_lines: set[str] = 
 
 
 def read_nbgrader_csv(path: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """({student_id: {assignment: score}}, {assignment: max_score}) from `nbgrader export`."""
+    """({student_id: {assignment: score}}, {assignment: max_score}) from `nbgrader export`.
+
+    Only kwslab's exporter (`kwslab.course.nbgrader_course.WrittenAnswersExport`, the default
+    in `course/nbgrader_config.py`) is accepted: its `score` counts the written answers only.
+
+    Raises:
+        ValueError: for another export (e.g. nbgrader's stock CSV, whose score also counts
+            the check cells: the student functions a second time).
+    """
     scores: dict[str, dict[str, float]] = {}
     maxima: dict[str, float] = {}
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        if "check_score" not in (reader.fieldnames or []):
+            raise ValueError(f"{path} is not kwslab's nbgrader export (no check_score "
+                             "column): its score would count the check cells again; run "
+                             "`nbgrader export` with course/nbgrader_config.py")
+        for row in reader:
             a = f"nbgrader:{row['assignment']}"
             scores.setdefault(row["student_id"], {})[a] = float(row["score"] or 0)
             maxima[a] = max(maxima.get(a, 0.0), float(row["max_score"] or 0))

@@ -299,24 +299,15 @@ def release(repo: Path, out: Path, force: bool = False, untracked: bool = False,
 
 # ---------------------------------------------------------------- nbgrader course layout
 def nbgrader_source(repo: Path, assignment: str = "kwslab", force: bool = False) -> Path:
-    """Fill `course/source/<assignment>/` with the notebooks and the student `.py` files.
+    """Fill `course/source/<assignment>/` (see `kwslab.course.nbgrader_course.write_source`).
 
     Returns:
         the assignment's source folder.
     """
-    repo = Path(repo)
-    dest = repo / "course" / "source" / assignment
-    if dest.exists() and any(dest.iterdir()):
-        if not force:
-            raise FileExistsError(f"{dest} is not empty; pass --force to regenerate it")
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for nb in sorted((repo / "notebooks").glob("*.ipynb")):
-        shutil.copy2(nb, dest / nb.name)
-    for name in student_files(repo):
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo / name, dest / name)
-    return dest
+    from kwslab.course import nbgrader_course
+
+    return nbgrader_course.write_source(Path(repo), Path(repo) / "course", assignment,
+                                        force=force)
 
 
 def strip_python_tree(folder: Path) -> list[str]:
