@@ -4,6 +4,7 @@
     kwslab download   fetch and unpack speech_commands_v0.02 (progress, checksum, resume)
     kwslab export     convert a checkpoint to int8 TFLite + C files (deploy folders)
     kwslab detect     stream a long WAV through features + TFLM model + RecognizeCommands
+    kwslab firmware simulate   the board firmware on an emulated Cortex-M4F (QEMU)
     kwslab course     instructor tools: release the student tree, grade submissions
 """
 from __future__ import annotations
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_detect_arguments(p)
 
+    p = sub.add_parser("firmware", help="the board firmware on an emulated Cortex-M4F (QEMU)")
+    fsub = p.add_subparsers(dest="firmware_command", required=True)
+    from .firmware_sim import add_simulate_arguments
+
+    add_simulate_arguments(fsub.add_parser("simulate", help="run the emulated board on a WAV"))
+
     p = sub.add_parser("course", help="instructor tools (release, grade); see course/README.md",
                        add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -137,6 +144,13 @@ def cmd_detect(a) -> int:
     return 0
 
 
+def cmd_firmware(a) -> int:
+    from . import firmware_sim
+
+    firmware_sim.main_simulate(a)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "course":
@@ -147,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    handler = {"run": cmd_run, "download": cmd_download, "export": cmd_export, "detect": cmd_detect}
+    handler = {"run": cmd_run, "download": cmd_download, "export": cmd_export, "detect": cmd_detect,
+               "firmware": cmd_firmware}
     try:
         return handler[a.command](a)
     except (FileNotFoundError, ValueError) as e:  # bad data folder, bad WAV, bad option: say it

@@ -74,10 +74,13 @@ PSOC6_GENERATED_SOURCE = ("Infineon+mtb-xensiv-3d-magnetic-sensor-tlx493d",
 # ArduinoCore-mbed platform.txt for arduino:mbed_nano:nano33ble.
 NANO_BOARD_FLAGS = ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=softfp"]
 NANO_DEFINES = ["-DARDUINO=10607", "-DARDUINO_ARDUINO_NANO33BLE", "-DARDUINO_ARCH_MBED_NANO",
-                "-DARDUINO_ARCH_MBED", "-DARDUINO_LIBRARY_DISCOVERY_PHASE=0"]
+                "-DARDUINO_ARCH_MBED", "-DARDUINO_ARCH_NRF52840",
+                "-DARDUINO_LIBRARY_DISCOVERY_PHASE=0"]
 NANO_CORE = "arduino+ArduinoCore-mbed"
 CHIRALE = "spaziochirale+Chirale_TensorFlowLite"
 CHIRALE_LIBRARY_NAME = "Chirale_TensorFLowLite"
+NANO_PLATFORM_LIBRARIES = ("PDM", "Wire")
+"""The core's libraries the sketch uses: PDM (microphone) and Wire (Chirale's peripherals.h)."""
 
 
 class DeviceSdkMissing(FileNotFoundError):
@@ -425,6 +428,7 @@ nano33ble.build.board=ARDUINO_NANO33BLE
 nano33ble.build.mcu=cortex-m4
 nano33ble.build.fpu=-mfpu=fpv4-sp-d16
 nano33ble.build.float-abi=-mfloat-abi=softfp
+nano33ble.build.extra_flags=-DARDUINO_ARCH_MBED -DARDUINO_ARCH_NRF52840
 """
 
 _PLATFORM_TXT = """name=Arduino Mbed OS Nano Boards (kwslab preprocessing stand-in)
@@ -432,7 +436,7 @@ version=4.6.0
 compiler.path={gcc_dir}/
 compiler.cpp.cmd=arm-none-eabi-g++
 compiler.mbed.flags="@{{build.variant.path}}/defines.txt" "@{{build.variant.path}}/cxxflags.txt" "-iprefix{{runtime.platform.path}}/cores/arduino" "@{{build.variant.path}}/includes.txt"
-compiler.cpp.flags=-c -w -Os -g -nostdlib {{compiler.mbed.flags}} -mcpu={{build.mcu}} {{build.fpu}} {{build.float-abi}} -DARDUINO={{runtime.ide.version}} -DARDUINO_{{build.board}} -DARDUINO_ARCH_{{build.arch}}
+compiler.cpp.flags=-c -w -Os -g -nostdlib "-I{{runtime.platform.path}}/cores/arduino/api/deprecated" "-I{{runtime.platform.path}}/cores/arduino/api/deprecated-avr-comp" {{compiler.mbed.flags}} -mcpu={{build.mcu}} {{build.fpu}} {{build.float-abi}} -DARDUINO={{runtime.ide.version}} -DARDUINO_{{build.board}} -DARDUINO_ARCH_{{build.arch}} {{build.extra_flags}}
 preproc.includes.flags=-w -x c++ -M -MG -MP
 recipe.preproc.includes="{{compiler.path}}{{compiler.cpp.cmd}}" {{compiler.cpp.flags}} {{preproc.includes.flags}} {{includes}} "{{source_file}}"
 preproc.macros.flags=-w -x c++ -E -CC
@@ -475,7 +479,18 @@ def preprocess_ino(sketch_dir: Path, sdk: Path, work: Path) -> Path:
             (hw / sub).symlink_to(core / sub, target_is_directory=True)
     if not (hw / "libraries").exists():
         (hw / "libraries").mkdir()
-        (hw / "libraries" / "PDM").symlink_to(core / "libraries" / "PDM", target_is_directory=True)
+        for lib in NANO_PLATFORM_LIBRARIES:  # the core's own libraries the sketch pulls in
+            src = core / "libraries" / lib
+            if (src / "src").is_dir():  # 1.5 layout: the snapshot has no library.properties
+                (hw / "libraries" / lib).mkdir()
+                (hw / "libraries" / lib / "library.properties").write_text(
+                    f"name={lib}\nversion=1.0\nauthor=Arduino\nmaintainer=Arduino\n"
+                    f"sentence={lib}\nparagraph=\ncategory=Other\nurl=https://github.com/"
+                    "arduino/ArduinoCore-mbed\narchitectures=mbed,mbed_nano\n")
+                (hw / "libraries" / lib / "src").symlink_to(src / "src", target_is_directory=True)
+            else:
+                (hw / "libraries" / lib).symlink_to(src, target_is_directory=True)
+    (work / "tools").mkdir(exist_ok=True)
     libdir = work / "libraries" / "Chirale_TensorFlowLite"
     if not libdir.exists():
         libdir.mkdir(parents=True)
@@ -485,15 +500,17 @@ def preprocess_ino(sketch_dir: Path, sdk: Path, work: Path) -> Path:
     build_path.mkdir(exist_ok=True)
     sketch = Path(sketch_dir)
     cmd = ["arduino-builder", "-preprocess", "-hardware", str(work / "hardware"),
+           "-tools", str(work / "tools"),
            "-libraries", str(work / "libraries"), "-fqbn", "arduino:mbed_nano:nano33ble",
            "-core-api-version", "10607", "-build-path", str(build_path), "-quiet",
            str(sketch / f"{sketch.name}.ino")]
     out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0 or "void setup" not in out.stdout:
+    # The builder writes the sketch's C++ (Arduino.h, prototypes, #line) to sketch/ of the
+    # build path; stdout is only the ctags input.
+    dst = build_path / "sketch" / f"{sketch.name}.ino.cpp"
+    if out.returncode != 0 or not dst.is_file():
         raise FirmwareBuildError(f"arduino-builder -preprocess failed:\n{out.stdout[-3000:]}\n"
                                  f"{out.stderr[-3000:]}")
-    dst = work / f"{sketch.name}.ino.cpp"
-    dst.write_text(out.stdout)
     return dst
 
 
@@ -513,6 +530,7 @@ def build_nano(build_dir: Path, sdk: Path | None = None, jobs: int = 2,
     core = core_root / "cores" / "arduino"
     variant = core_root / "variants" / "ARDUINO_NANO33BLE"
     pdm = core_root / "libraries" / "PDM" / "src"
+    wire = core_root / "libraries" / "Wire"
     chirale = sdk / "libs" / CHIRALE / "src"
     ino_cpp = preprocess_ino(Path(sketch_dir), sdk, build_dir / "preprocess")
 
@@ -523,7 +541,7 @@ def build_nano(build_dir: Path, sdk: Path | None = None, jobs: int = 2,
     sketch_sources = [ino_cpp] + sorted(p for p in sketch.glob("*.cpp")) + rglob(sketch / "src")
     includes = [f"-I{core}", f"-I{core / 'api' / 'deprecated'}",
                 f"-I{core / 'api' / 'deprecated-avr-comp'}", f"-I{variant}", f"-I{pdm}",
-                f"-I{chirale}"]
+                f"-I{wire}", f"-I{chirale}"]
     mbed = [f"-iprefix{core}", f"@{variant / 'includes.txt'}"]
     common = ["-Os", "-g", "-nostdlib", *NANO_BOARD_FLAGS, *NANO_DEFINES]
     cflags = [GCC, "-c", *common, f"@{variant / 'defines.txt'}", f"@{variant / 'cflags.txt'}",
@@ -532,7 +550,7 @@ def build_nano(build_dir: Path, sdk: Path | None = None, jobs: int = 2,
                 "-MMD", f"-I{sketch}", *includes, *mbed]
     asflags = [GCC, "-c", "-x", "assembler-with-cpp", *common, f"@{variant / 'defines.txt'}",
                *includes, *mbed]
-    sources = sketch_sources + rglob(core) + [variant / "variant.cpp"] + rglob(pdm) + rglob(chirale)
+    sources = sketch_sources + rglob(core) + [variant / "variant.cpp"] + rglob(pdm) + [wire / "Wire.cpp"] + rglob(chirale)
     units = [(s, {".c": cflags, ".S": asflags}.get(s.suffix, cxxflags)) for s in sources]
     objects, stderr = _run_units(units, build_dir, jobs)
 
