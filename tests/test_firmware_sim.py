@@ -19,7 +19,7 @@ import pytest
 from kwslab import firmware, firmware_build as fb, firmware_sim as fs
 from kwslab.config import Config
 
-pytestmark = [pytest.mark.slow, pytest.mark.tflm]
+pytestmark = pytest.mark.tflm
 
 N_CLIPS = 20
 SMOKE = Config().replace(data={"max_clips_per_label": 25}, train={"epochs": 3})
@@ -87,6 +87,24 @@ def _check(sim, twin, what):
     assert sim.detections == dets, what
 
 
+def test_host_twin_cadence_scores_every_nth_window():
+    """detect.stream_scores(every_slices=n) is the every-slice stream taken every n-th
+    window, starting with the first full one (the boards' cadence)."""
+    from kwslab import detect
+
+    cfg = Config()
+    tflite = firmware.parse_c_array((fb.SKETCH_DIR / "model_data.cpp").read_text())
+    feats = np.random.default_rng(0).integers(-128, 128, (60, 40)).astype(np.int8)
+    t1, s1 = detect.stream_scores(feats, tflite, cfg.frontend)
+    t3, s3 = detect.stream_scores(feats, tflite, cfg.frontend, every_slices=3)
+    assert t1.tolist()[:3] == [990, 1010, 1030] and len(t1) == 12
+    assert t3.tolist() == t1[::3].tolist() == [990, 1050, 1110, 1170]
+    np.testing.assert_array_equal(s3, s1[::3])
+    with pytest.raises(ValueError, match="every_slices"):
+        detect.stream_scores(feats, tflite, cfg.frontend, every_slices=0)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", fs.VARIANTS)
 @pytest.mark.parametrize("model", ["committed", "fresh"])
 def test_emulated_device_equals_host_bit_for_bit(sim_sdk, sim_build_dir, models, recordings,
@@ -114,6 +132,7 @@ def test_emulated_device_equals_host_bit_for_bit(sim_sdk, sim_build_dir, models,
     assert int(np.median(sim.profile_ticks[:, 2])) * fs.TICK_INSTRUCTIONS > 500_000
 
 
+@pytest.mark.slow
 def test_committed_model_dense_layers_are_per_tensor(models):
     """Chirale 2.0.0's FULLY_CONNECTED applies channel 0's scale to all outputs: the export
     must quantize dense weights with a single scale (convolutions may be per-channel)."""

@@ -5,9 +5,10 @@ whole stream, a 49-frame (1 s) int8 window advanced by one frame (20 ms), the in
 the TFLite Micro interpreter, then :class:`RecognizeCommands`. The frontend is computed once
 over the whole stream because it is stateful (window overlap, noise estimate, PCAN): the
 device feeds it audio contiguously, so one pass over the stream is the faithful twin;
-per-window recomputation would restart that state every second. Unlike the device, the
-host runs one inference per 20 ms frame; a device slower than that sees fewer results per
-averaging window (``minimum_count`` guards against too few).
+per-window recomputation would restart that state every second. By default the host runs
+one inference per 20 ms frame; the boards are slower and score every n-th slice
+(``KWS_INFERENCE_EVERY_SLICES``: Nano 3, PSoC 6 2), so RecognizeCommands averages fewer
+results per window; ``every_slices=n`` reproduces a board's cadence exactly.
 
 :class:`RecognizeCommands` is the Python twin of ``arduino/kws_nano33ble/src/kws/
 recognize_commands.cpp`` (tests check equal decisions on the same score sequences).
@@ -152,7 +153,8 @@ def window_end_times_ms(num_frames: int, cfg: FrontendConfig) -> np.ndarray:
 
 
 def stream_scores(features_int8: np.ndarray, tflite_bytes: bytes, cfg: FrontendConfig,
-                  arena_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  arena_size: int | None = None,
+                  every_slices: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Int8 model outputs for every 1 s window of a feature stream, in TFLM.
 
     Args:
@@ -160,8 +162,10 @@ def stream_scores(features_int8: np.ndarray, tflite_bytes: bytes, cfg: FrontendC
         tflite_bytes: int8 model with input (1, T, F[, 1]) and int8 output (1, C).
         cfg: frontend settings (T, stride, sample rate).
         arena_size: TFLM arena bytes; None lets the interpreter pick its default.
+        every_slices: score only every every_slices-th window (the first, then every n-th
+            frame after it): the boards' inference cadence (KWS_INFERENCE_EVERY_SLICES).
     Returns:
-        times_ms int64 (K,), scores int8 (K, C), K = frames - T + 1.
+        times_ms int64 (K,), scores int8 (K, C), K = ceil((frames - T + 1) / every_slices).
     Raises:
         ValueError: if there are fewer frames than one window, or the model's input is not
             int8 of T x F values.
@@ -180,9 +184,12 @@ def stream_scores(features_int8: np.ndarray, tflite_bytes: bytes, cfg: FrontendC
     if details["dtype"] != np.int8 or int(np.prod(shape)) != t * f:
         raise ValueError(f"model input must be int8 with {t}x{f} values, got "
                          f"{details['dtype']} {shape}")
-    times = window_end_times_ms(len(feats), cfg)
+    if every_slices < 1:
+        raise ValueError(f"every_slices={every_slices} must be >= 1")
+    starts = range(0, len(feats) - t + 1, every_slices)
+    times = window_end_times_ms(len(feats), cfg)[::every_slices]
     outputs = []
-    for k in range(len(times)):
+    for k in starts:
         interpreter.set_input(feats[k:k + t].reshape(shape), 0)  # (1, T, F, 1)
         interpreter.invoke()
         outputs.append(np.asarray(interpreter.get_output(0)).reshape(-1).astype(np.int8))
@@ -212,7 +219,7 @@ def recognize(times_ms, scores, labels, *, average_window_ms: int = 1000,
 
 def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Config(), *,
                   arena_size: int | None = None, include_background: bool = False,
-                  **recognize_kwargs) -> list[Detection]:
+                  every_slices: int = 1, **recognize_kwargs) -> list[Detection]:
     """Keyword detections in a long int16 recording, as the firmware would report them.
 
     Features of the whole stream once (``kwslab.frontend.compute_raw``, then ``to_int8``),
@@ -225,6 +232,7 @@ def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Co
         cfg: the config the model was trained with (frontend, labels).
         arena_size: TFLM arena bytes (None: interpreter default).
         include_background: also report ``_silence_``/``_unknown_`` commands.
+        every_slices: inference cadence in frames (1: every 20 ms; the boards use 2-3).
         **recognize_kwargs: average_window_ms, detection_threshold, suppression_ms,
             minimum_count.
     Returns:
@@ -243,7 +251,7 @@ def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Co
                          f"samples, got shape {audio.shape}")
     raw = frontend.compute_raw(audio, cfg.frontend)  # (frames, F) uint16
     times, scores = stream_scores(frontend.to_int8(raw), tflite_bytes, cfg.frontend,
-                                  arena_size=arena_size)
+                                  arena_size=arena_size, every_slices=every_slices)
     return recognize(times, scores, list(cfg.data.labels),
                      include_background=include_background, **recognize_kwargs)
 
@@ -345,6 +353,8 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="config JSON saved with the model (default: Config())")
     parser.add_argument("--arena-size", type=int, default=None, help="TFLM arena bytes")
+    parser.add_argument("--every-slices", type=int, default=1,
+                        help="infer every N-th 20 ms slice, as a board does (Nano 3, PSoC 6 2)")
 
 
 def main_detect(args: argparse.Namespace) -> list[Detection]:
@@ -361,7 +371,8 @@ def main_detect(args: argparse.Namespace) -> list[Detection]:
         raise ValueError(f"{args.wav}: expected mono {cfg.frontend.sample_rate_hz} Hz audio, "
                          f"got {sr} Hz with shape {np.asarray(audio).shape}")
     detections = detect_stream(audio, Path(args.model).read_bytes(), cfg,
-                               arena_size=args.arena_size)
+                               arena_size=args.arena_size,
+                               every_slices=getattr(args, "every_slices", 1))
     for d in detections:
         print(f"{d.label}\t{d.time_ms}\t{d.score}")
     return detections

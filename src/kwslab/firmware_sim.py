@@ -226,11 +226,11 @@ def host_twin(audio_int16: np.ndarray, tflite: bytes, cfg, every_slices: int):
     raw = frontend.compute_raw(np.asarray(audio_int16), cfg.frontend)
     feats = frontend.to_int8(raw)
     t, f = cfg.frontend.feature_shape
-    times, scores = detect.stream_scores(feats, tflite, cfg.frontend)
-    idx = np.arange(0, len(times), every_slices)
-    windows = np.stack([feats[k:k + t].reshape(-1) for k in idx]).astype(np.int8)
-    dets = detect.recognize(times[idx], scores[idx], list(cfg.data.labels))
-    return times[idx], windows, scores[idx], [(d.label, d.time_ms, d.score) for d in dets]
+    times, scores = detect.stream_scores(feats, tflite, cfg.frontend, every_slices=every_slices)
+    windows = np.stack([feats[k:k + t].reshape(-1)
+                        for k in range(0, len(feats) - t + 1, every_slices)]).astype(np.int8)
+    dets = detect.recognize(times, scores, list(cfg.data.labels))
+    return times, windows, scores, [(d.label, d.time_ms, d.score) for d in dets]
 
 
 def simulate(audio_int16: np.ndarray, model_dir: Path, cfg, *, variant: str = "chirale",
