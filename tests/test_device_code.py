@@ -373,7 +373,8 @@ static void Respond(int index, const char* label, int32_t score, int32_t time_ms
   printf("respond %d %s %ld %ld\n", index, label, (long)score, (long)time_ms);
   g_clock += 2000;
 }
-static const kws::AppHooks kHooks = {Micros, PrintLine, Fail, StartAudio, Respond, nullptr};
+static const kws::AppHooks kHooks = {Micros, PrintLine, Fail, StartAudio, Respond, nullptr,
+                                     nullptr};
 
 int main(int argc, char** argv) {  // app FAULT STEPS PROFILE_EVERY
   if (argc < 4) return 1;

@@ -29,14 +29,20 @@ def _sdk():
         pytest.skip(str(e))
 
 
+def firmware_root(tmp_path_factory):
+    """One build folder per test session, shared with tests/test_firmware_sim.py (the
+    emulator's Chirale objects are the Nano build's, compiled once)."""
+    return tmp_path_factory.getbasetemp() / "firmware"
+
+
 @pytest.fixture(scope="session")
 def psoc6_build(tmp_path_factory):
-    return fb.build_psoc6(tmp_path_factory.mktemp("psoc6"), _sdk(), jobs=2)
+    return fb.build_psoc6(firmware_root(tmp_path_factory) / "psoc6", _sdk(), jobs=2)
 
 
 @pytest.fixture(scope="session")
 def nano_build(tmp_path_factory):
-    return fb.build_nano(tmp_path_factory.mktemp("nano"), _sdk(), jobs=2)
+    return fb.build_nano(firmware_root(tmp_path_factory) / "nano", _sdk(), jobs=2)
 
 
 def _symbols(elf):

@@ -38,7 +38,8 @@ def sim_sdk():
 
 @pytest.fixture(scope="session")
 def sim_build_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("sim")
+    # tests/test_firmware_build.py's Nano folder: the Chirale objects are compiled once.
+    return tmp_path_factory.getbasetemp() / "firmware" / "nano"
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,7 @@ uint32_t Micros() { return micros(); }
 void PrintLine(const char* line) { Serial.println(line); }
 
 const kws::AppHooks kHooks = {Micros, PrintLine, FailForever, StartPdm, RespondToCommand,
-                               nullptr};
+                               nullptr, nullptr};
 kws::ModelApp g_app("Nano 33 BLE", kHooks, KWS_PROFILE ? kws::App::kDefaultProfileEvery : 0,
                     KWS_INFERENCE_EVERY_SLICES);
 

@@ -282,12 +282,19 @@ def _obj_name(src: Path) -> str:
     try:
         rel, lib = src.relative_to(REPO_ROOT.resolve()), "kwslab"
     except ValueError:
+        rel, lib = None, None
+    if "arduino-build" in src.parts:  # the Arduino builder's copy of the sketch
+        rel, lib = Path(*src.parts[src.parts.index("arduino-build"):]), "kwslab"
+    if lib is None:
         parts = src.parts
         if "libs" in parts:
             i = len(parts) - 1 - parts[::-1].index("libs")
             lib, rel = parts[i + 1], Path(*parts[i + 2:])
         else:
-            lib, rel = "other", Path(*parts[-3:])
+            import hashlib
+
+            digest = hashlib.sha256(str(src).encode()).hexdigest()[:8]
+            lib, rel = "other", Path(f"{digest}_{src.name}")
     return f"{lib}/" + re.sub(r"[^A-Za-z0-9_.+-]", "_", rel.as_posix()) + ".o"
 
 
@@ -514,6 +521,28 @@ def preprocess_ino(sketch_dir: Path, sdk: Path, work: Path) -> Path:
     return dst
 
 
+def nano_flags(sdk: Path, sketch_dir: Path = SKETCH_DIR) -> tuple[list, list, list]:
+    """(C, C++, assembler) compiler argv prefixes of the Nano 33 BLE build: the core's
+    platform.txt recipe with the variant's defines/cflags/cxxflags/includes files and the
+    include folders of the core, the variant, PDM, Wire and Chirale_TensorFLowLite."""
+    core_root = Path(sdk) / "libs" / NANO_CORE
+    core = core_root / "cores" / "arduino"
+    variant = core_root / "variants" / "ARDUINO_NANO33BLE"
+    includes = [f"-I{core}", f"-I{core / 'api' / 'deprecated'}",
+                f"-I{core / 'api' / 'deprecated-avr-comp'}", f"-I{variant}",
+                f"-I{core_root / 'libraries' / 'PDM' / 'src'}",
+                f"-I{core_root / 'libraries' / 'Wire'}", f"-I{Path(sdk) / 'libs' / CHIRALE / 'src'}"]
+    mbed = [f"-iprefix{core}", f"@{variant / 'includes.txt'}"]
+    common = ["-Os", "-g", "-nostdlib", *NANO_BOARD_FLAGS, *NANO_DEFINES]
+    cflags = [GCC, "-c", *common, f"@{variant / 'defines.txt'}", f"@{variant / 'cflags.txt'}",
+              "-MMD", *includes, *mbed]
+    cxxflags = [GXX, "-c", *common, f"@{variant / 'defines.txt'}", f"@{variant / 'cxxflags.txt'}",
+                "-MMD", f"-I{sketch_dir}", *includes, *mbed]
+    asflags = [GCC, "-c", "-x", "assembler-with-cpp", *common, f"@{variant / 'defines.txt'}",
+               *includes, *mbed]
+    return cflags, cxxflags, asflags
+
+
 def build_nano(build_dir: Path, sdk: Path | None = None, jobs: int = 2,
                sketch_dir: Path = SKETCH_DIR) -> BuildResult:
     """Compile the Nano 33 BLE sketch, core and libraries; link all but ``libmbed.a``.
@@ -539,17 +568,7 @@ def build_nano(build_dir: Path, sdk: Path | None = None, jobs: int = 2,
 
     sketch = Path(sketch_dir)
     sketch_sources = [ino_cpp] + sorted(p for p in sketch.glob("*.cpp")) + rglob(sketch / "src")
-    includes = [f"-I{core}", f"-I{core / 'api' / 'deprecated'}",
-                f"-I{core / 'api' / 'deprecated-avr-comp'}", f"-I{variant}", f"-I{pdm}",
-                f"-I{wire}", f"-I{chirale}"]
-    mbed = [f"-iprefix{core}", f"@{variant / 'includes.txt'}"]
-    common = ["-Os", "-g", "-nostdlib", *NANO_BOARD_FLAGS, *NANO_DEFINES]
-    cflags = [GCC, "-c", *common, f"@{variant / 'defines.txt'}", f"@{variant / 'cflags.txt'}",
-              "-MMD", *includes, *mbed]
-    cxxflags = [GXX, "-c", *common, f"@{variant / 'defines.txt'}", f"@{variant / 'cxxflags.txt'}",
-                "-MMD", f"-I{sketch}", *includes, *mbed]
-    asflags = [GCC, "-c", "-x", "assembler-with-cpp", *common, f"@{variant / 'defines.txt'}",
-               *includes, *mbed]
+    cflags, cxxflags, asflags = nano_flags(sdk, sketch)
     sources = sketch_sources + rglob(core) + [variant / "variant.cpp"] + rglob(pdm) + [wire / "Wire.cpp"] + rglob(chirale)
     units = [(s, {".c": cflags, ".S": asflags}.get(s.suffix, cxxflags)) for s in sources]
     objects, stderr = _run_units(units, build_dir, jobs)
@@ -558,16 +577,16 @@ def build_nano(build_dir: Path, sdk: Path | None = None, jobs: int = 2,
     map_file = elf.with_suffix(".map")
     # platform.txt's combine recipe, minus libmbed.a; the entry is main (mbed OS's
     # Reset_Handler is in libmbed.a) so --gc-sections keeps what the sketch reaches.
-    link = [GXX, "-Wl,--gc-sections", "-Wl,--entry=main", "-Wl,--warn-unresolved-symbols",
+    link = [GXX, "-Wl,--gc-sections", "-Wl,--entry=main",
             "-Wl,--unresolved-symbols=ignore-in-object-files", f"@{variant / 'ldflags.txt'}",
             f"-T{variant / 'linker_script.ld'}", f"-Wl,-Map,{map_file}", "--specs=nano.specs",
             "--specs=nosys.specs", "-o", str(elf), *map(str, objects),
             "-Wl,--start-group", "-lstdc++", "-lsupc++", "-lm", "-lc", "-lgcc", "-lnosys",
             "-Wl,--end-group"]
     link_err = _link(link, "Nano 33 BLE")
-    undefined = sorted(set(re.findall(r"undefined reference to `([^']+)'", link_err)))
-    link_err = "\n".join(line for line in link_err.splitlines()
-                         if "undefined reference" not in line)
+    nm = subprocess.run(["arm-none-eabi-nm", "-u", "-C", str(elf)], capture_output=True,
+                        text=True, check=True).stdout
+    undefined = sorted({line.split("U ", 1)[1].strip() for line in nm.splitlines() if "U " in line})
     warns, project = _warnings(stderr + "\n" + link_err)
     return BuildResult("nano", elf, map_file, len(units), warns, project, undefined,
                        time.perf_counter() - t0)

@@ -73,19 +73,15 @@ class SimResult:
     lines: list
 
 
-def _chirale_units(sdk: Path, extra_cxx: list) -> list:
+def _chirale_units(sdk: Path) -> tuple[list, list]:
+    """Chirale_TensorFLowLite's sources with exactly the Nano build's argv (so a shared
+    build folder reuses the Nano's objects), minus system_setup.cpp (its DebugLog writes to
+    the Arduino Serial; sim_main.cpp provides DebugLog)."""
+    cflags, cxxflags, _ = fb.nano_flags(sdk)
     src = sdk / "libs" / fb.CHIRALE / "src"
-    flags = ["-mcpu=cortex-m4", "-mthumb", *fb.NANO_BOARD_FLAGS[1:], "-Os", "-g",
-             "-ffunction-sections", "-fdata-sections", "-fno-exceptions", "-funsigned-char",
-             "-DARDUINO_EXCLUDE_CODE", "-DTF_LITE_STATIC_MEMORY", f"-I{src}",
-             f"-I{src / 'third_party' / 'cmsis_nn'}", f"-I{src / 'third_party' / 'cmsis_nn' / 'Include'}"]
-    units = []
-    for p in sorted(src.rglob("*")):
-        if p.suffix == ".c":
-            units.append((p, [fb.GCC, "-std=gnu11", *flags]))
-        elif p.suffix in (".cpp", ".cc"):
-            units.append((p, [fb.GXX, "-std=gnu++14", "-fno-rtti", *flags, *extra_cxx]))
-    return units, flags
+    units = [(p, cflags if p.suffix == ".c" else cxxflags) for p in sorted(src.rglob("*"))
+             if p.suffix in (".c", ".cpp") and p.name != "system_setup.cpp"]
+    return units, cxxflags
 
 
 def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_slices: int = 1,
@@ -112,9 +108,9 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
     shared = fb.SKETCH_DIR / "src"
     warn = ["-Wall", "-Wextra", "-Werror"]
     if variant == "chirale":
-        units, flags = _chirale_units(sdk, [])
+        units, cxx = _chirale_units(sdk)
         archives = []
-        cxx = [fb.GXX, "-std=gnu++14", "-fno-rtti", *flags]
+        cxx = [a for a in cxx if a not in ("-c", "-MMD")]
     else:
         tflm = sdk / "libs" / "Infineon+ml-tflite-micro" / "COMPONENT_ML_TFLM"
         inc = tflm / "include"
@@ -127,18 +123,23 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
                  for p in sorted(lib.iterdir()) if p.suffix in (".c", ".cpp", ".cc")]
         archives = sorted((tflm / "COMPONENT_CM4" / "COMPONENT_HARDFP").rglob("*.a"))
         cxx = [fb.GXX, *fb.PSOC6_CXX_FLAGS, *flags]
-    # Our code with -Wall -Wextra -Werror; the model folder first on the include path.
-    ours = [*cxx, *warn, f"-I{model_dir}", f"-I{shared}",
+    # Our code with -Wall -Wextra -Werror (the libraries' headers as system headers, so only
+    # our code's warnings count); the model folder first on the include path.
+    system = [x for f in cxx if f.startswith("-I") for x in ("-isystem", f[2:])]
+    ours = [cxx[0], f"-I{model_dir}", *cxx[1:], *system, *warn, f"-I{shared}",
             f"-DKWS_INFERENCE_EVERY_SLICES={int(every_slices)}"]
     units += [(p, ours) for p in sorted((shared / "kws").glob("*.cpp"))]
     units += [(p, ours) for p in sorted((shared / "kws_device").glob("*.cpp"))]
-    units += [(EMULATOR_DIR / "sim_main.cpp", ours), (model_dir / "model_data.cpp", ours)]
+    units += [(EMULATOR_DIR / "sim_main.cpp", ours), (model_dir / "model_data.cpp", ours),
+              (EMULATOR_DIR / "runtime.c", [fb.GCC, *[f for f in cxx[1:] if f.startswith("-m")],
+                                            "-mthumb", "-Os", *warn])]
     objects, _ = fb._run_units(units, build_dir, jobs)
     tag = hashlib.sha256(f"{model_dir}{variant}{every_slices}".encode()).hexdigest()[:10]
     elf = build_dir / f"sim_{variant}_{tag}.elf"
-    base = [f for f in cxx[1:] if f.startswith(("-m", "--specs"))]
-    link = [fb.GXX, *[f for f in base if not f.startswith("--specs")], "--specs=nano.specs",
-            "--specs=rdimon.specs", f"-T{EMULATOR_DIR / 'mps2_an386.ld'}", "-Wl,--gc-sections",
+    base = [f for f in cxx[1:] if f.startswith("-m")] + ["-mthumb"]
+    link = [fb.GXX, *dict.fromkeys(base), "--specs=nano.specs",
+            "--specs=rdimon.specs", "-nostartfiles", f"-T{EMULATOR_DIR / 'mps2_an386.ld'}",
+            "-Wl,--gc-sections",
             "-o", str(elf), f"-Wl,-Map,{elf.with_suffix('.map')}", *map(str, objects),
             *map(str, archives), "-lm"]
     fb._link(link, "emulator")

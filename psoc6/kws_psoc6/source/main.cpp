@@ -89,7 +89,8 @@ bool StartMicrosTimer() {
          cyhal_timer_start(&g_us_timer) == CY_RSLT_SUCCESS;
 }
 
-const kws::AppHooks kHooks = {MicrosNow, PrintLine, FailForever, StartCapture, LedOn, nullptr};
+const kws::AppHooks kHooks = {MicrosNow, PrintLine, FailForever, StartCapture, LedOn, nullptr,
+                             nullptr};
 kws::ModelApp g_app("PSoC 6", kHooks, KWS_PROFILE ? kws::App::kDefaultProfileEvery : 0,
                     KWS_INFERENCE_EVERY_SLICES);
 

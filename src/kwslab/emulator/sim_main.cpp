@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model_settings.h"
 #include "model_data.h"
@@ -20,10 +21,13 @@
 #define KWS_INFERENCE_EVERY_SLICES 1
 #endif
 
+int RunSimulation();
+
 extern "C" {
-void _start(void);
 void Reset_Handler(void);
-extern uint32_t __stack;
+void initialise_monitor_handles(void);  // newlib rdimon: stdio over semihosting
+void __libc_init_array(void);
+extern uint32_t __stack, __bss_start__, __bss_end__;
 // TFLite Micro's log sink (the Arduino library's Serial version is excluded).
 void DebugLog(const char* s) { fputs(s, stdout); }
 }
@@ -33,13 +37,16 @@ void DebugLog(const char* s) { fputs(s, stdout); }
 __attribute__((section(".isr_vector"), used)) const void* const kVectors[2] = {
     &__stack, reinterpret_cast<const void*>(&Reset_Handler)};
 
+// The C runtime start: FPU on, .bss zeroed (QEMU loads .data at its RAM address, the
+// linker script keeps load and run addresses equal), semihosting stdio, constructors, main.
 extern "C" __attribute__((noreturn)) void Reset_Handler(void) {
   volatile uint32_t* cpacr = reinterpret_cast<volatile uint32_t*>(0xE000ED88u);
   *cpacr |= 0xFu << 20;  // CP10/CP11 full access: the FPU
   __asm volatile("dsb\n\tisb");
-  _start();
-  for (;;) {
-  }
+  for (uint32_t* p = &__bss_start__; p < &__bss_end__; ++p) *p = 0;
+  initialise_monitor_handles();
+  __libc_init_array();
+  exit(RunSimulation());
 }
 
 namespace {
@@ -65,19 +72,25 @@ const char* StartAudio(kws::AudioRing* ring, int /*sample_rate_hz*/) {
   return nullptr;
 }
 void Respond(int, const char*, int32_t, int32_t) {}
-void Observe(const int8_t* input, int input_bytes, const int8_t* scores, int category_count,
-             int32_t time_ms) {
+// The input window is copied before Invoke (the arena may reuse its memory); the record is
+// written with the scores.
+int8_t g_window[kFeatureElementCount];
+void ObserveInput(const int8_t* input, int input_bytes) {
+  memcpy(g_window, input, static_cast<size_t>(input_bytes));
+}
+void ObserveScores(const int8_t* scores, int category_count, int32_t time_ms) {
   fwrite(&time_ms, sizeof(time_ms), 1, g_trace);
-  fwrite(input, 1, static_cast<size_t>(input_bytes), g_trace);
+  fwrite(g_window, 1, sizeof(g_window), g_trace);
   fwrite(scores, 1, static_cast<size_t>(category_count), g_trace);
 }
 
-const kws::AppHooks kHooks = {Ticks, PrintLine, Fail, StartAudio, Respond, Observe};
+const kws::AppHooks kHooks = {Ticks, PrintLine, Fail, StartAudio, Respond, ObserveInput,
+                              ObserveScores};
 kws::ModelApp g_app("emulated Cortex-M4F", kHooks, 1, KWS_INFERENCE_EVERY_SLICES);
 
 }  // namespace
 
-int main(void) {
+int RunSimulation() {
   kTimer0->ctrl = 0;
   kTimer0->reload = 0xFFFFFFFFu;
   kTimer0->value = 0xFFFFFFFFu;

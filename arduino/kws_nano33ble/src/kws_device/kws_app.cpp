@@ -106,6 +106,9 @@ bool App::Step() {
   if (new_slices != static_cast<int>(to_next)) return false;
   const uint32_t t1 = profile ? hooks_.micros() : 0;
   features_->CopyWindow(input_->data.int8);
+  if (hooks_.observe_input != nullptr) {
+    hooks_.observe_input(input_->data.int8, spec_.feature_element_count);
+  }
   const uint32_t t2 = profile ? hooks_.micros() : 0;
   if (interpreter_->Invoke() != kTfLiteOk) {
     Print("ERROR: Invoke failed");
@@ -114,9 +117,8 @@ bool App::Step() {
   const uint32_t t3 = profile ? hooks_.micros() : 0;
   RecognizeResult result;
   const int32_t now_ms = provider_->latest_frame_end_ms();
-  if (hooks_.observe != nullptr) {
-    hooks_.observe(input_->data.int8, spec_.feature_element_count, output_->data.int8,
-                   spec_.category_count, now_ms);
+  if (hooks_.observe_scores != nullptr) {
+    hooks_.observe_scores(output_->data.int8, spec_.category_count, now_ms);
   }
   if (recognizer_.ProcessLatestResults(output_->data.int8, now_ms, &result) !=
       RecognizeStatus::kOk) {

@@ -35,10 +35,11 @@ struct AppHooks {
   // Shows a new, non-background command (LED); the app has already printed its line.
   // label_index indexes the labels; score is the 0..255 average; time_ms is audio time.
   void (*respond)(int label_index, const char* label, int32_t score, int32_t time_ms);
-  // Optional (nullptr on the boards): sees every inference's int8 input window, int8 scores
-  // and audio time before RecognizeCommands; the emulator harness records them.
-  void (*observe)(const int8_t* input, int input_bytes, const int8_t* scores,
-                  int category_count, int32_t time_ms);
+  // Optional (nullptr on the boards): see each inference's int8 input window just before
+  // Invoke (the arena may reuse the input's memory during Invoke), then its int8 scores
+  // and audio time before RecognizeCommands. The emulator harness records them.
+  void (*observe_input)(const int8_t* input, int input_bytes);
+  void (*observe_scores)(const int8_t* scores, int category_count, int32_t time_ms);
 };
 
 // The model and its settings (model_data.h, model_settings.h).
