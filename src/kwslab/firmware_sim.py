@@ -126,11 +126,12 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
     # Our code with -Wall -Wextra -Werror (the libraries' headers as system headers, so only
     # our code's warnings count); the model folder first on the include path.
     system = [x for f in cxx if f.startswith("-I") for x in ("-isystem", f[2:])]
-    ours = [cxx[0], f"-I{model_dir}", *cxx[1:], *system, *warn, f"-I{shared}",
-            f"-DKWS_INFERENCE_EVERY_SLICES={int(every_slices)}"]
+    ours = [cxx[0], f"-I{model_dir}", *cxx[1:], *system, *warn, f"-I{shared}"]
     units += [(p, ours) for p in sorted((shared / "kws").glob("*.cpp"))]
     units += [(p, ours) for p in sorted((shared / "kws_device").glob("*.cpp"))]
-    units += [(EMULATOR_DIR / "sim_main.cpp", ours), (model_dir / "model_data.cpp", ours),
+    units += [(EMULATOR_DIR / "sim_main.cpp",
+               [*ours, f"-DKWS_INFERENCE_EVERY_SLICES={int(every_slices)}"]),
+              (model_dir / "model_data.cpp", ours),
               (EMULATOR_DIR / "runtime.c", [fb.GCC, *[f for f in cxx[1:] if f.startswith("-m")],
                                             "-mthumb", "-Os", *warn])]
     objects, _ = fb._run_units(units, build_dir, jobs)
