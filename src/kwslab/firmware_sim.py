@@ -210,7 +210,7 @@ def model_folder(tflite: bytes, cfg, out_dir: Path, arena_bytes: int, model_name
     firmware.write_deploy_files(
         tflite, cfg, out_dirs=[Path(out_dir)], input_scale=quant["input"]["scale"],
         input_zero_point=quant["input"]["zero_point"],
-        ops=list(dict.fromkeys(firmware.tflite_op_names(tflite))), arena_bytes=arena_bytes,
+        ops=list(dict.fromkeys(export.op_names(tflite))), arena_bytes=arena_bytes,
         model_name=model_name)
     return Path(out_dir)
 
@@ -231,7 +231,7 @@ def host_twin(audio_int16: np.ndarray, tflite: bytes, cfg, every_slices: int):
     times, scores = detect.stream_scores(feats, tflite, cfg.frontend, every_slices=every_slices)
     windows = np.stack([feats[k:k + t].reshape(-1)
                         for k in range(0, len(feats) - t + 1, every_slices)]).astype(np.int8)
-    dets = detect.recognize(times, scores, list(cfg.data.labels))
+    dets = detect.recognize(times, scores, list(cfg.data.labels), cfg.recognize)
     return times, windows, scores, [(d.label, d.time_ms, d.score) for d in dets]
 
 
