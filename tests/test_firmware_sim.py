@@ -39,8 +39,9 @@ def sim_sdk():
 
 @pytest.fixture(scope="session")
 def sim_build_dir(tmp_path_factory):
-    # tests/test_firmware_build.py's Nano folder: the Chirale objects are compiled once.
-    return tmp_path_factory.getbasetemp() / "firmware" / "nano"
+    # tests/test_firmware_build.py's Nano folder (same rule): Chirale is compiled once.
+    env = os.environ.get("KWSLAB_FIRMWARE_BUILD")
+    return (Path(env) if env else tmp_path_factory.getbasetemp() / "firmware") / "nano"
 
 
 @pytest.fixture(scope="session")
@@ -149,3 +150,21 @@ def test_committed_model_dense_layers_are_per_tensor(models):
         for d in it.get_tensor_details():
             if d["index"] in fc_weights:
                 assert len(d["quantization_parameters"]["scales"]) == 1, (name, d["name"])
+
+
+@pytest.mark.slow
+def test_cli_firmware_simulate_reports_instructions_and_host_match(sim_sdk, sim_build_dir,
+                                                                   recordings, tmp_path, capsys):
+    import soundfile as sf
+
+    from kwslab.cli import main
+
+    _, stitched, _ = recordings
+    wav = tmp_path / "stitched.wav"
+    sf.write(str(wav), stitched, 16000, subtype="PCM_16")
+    assert main(["firmware", "simulate", str(wav), "--board", "psoc6", "--compare",
+                 "--build-dir", str(sim_build_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "psoc6 (ml-tflite-micro), one inference every 2 slices" in out
+    assert "per inference" in out and "host twin" in out and ": identical" in out
+    assert main(["firmware", "simulate", str(tmp_path / "missing.wav")]) == 2

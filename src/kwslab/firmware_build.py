@@ -399,7 +399,8 @@ def build_psoc6(build_dir: Path, sdk: Path | None = None, jobs: int = 2,
     defines += ["-DCY_USING_HAL", f"-D{PSOC6_DEVICE.replace('-', '_')}",
                 f"-DCY_TARGET_BOARD=APP_{PSOC6_TARGET.replace('-', '_')}",
                 f"-DTARGET_APP_{PSOC6_TARGET.replace('-', '_')}", "-DCY_SUPPORTS_DEVICE_VALIDATION",
-                f"-DCY_APPNAME_{mv.get('APPNAME', 'app')}", "-DCOMPONENT_APP_" + PSOC6_TARGET.replace("-", "_")]
+                f"-DCY_APPNAME_{mv.get('APPNAME', 'app')}", "-DCORE_NAME_CM4_0=1",
+                "-DCOMPONENT_APP_" + PSOC6_TARGET.replace("-", "_")]
     defines += [f"-DCOMPONENT_{c}" for c in sorted(components)] + mw_defines
     inc = [f"-I{d}" for d in dict.fromkeys(includes)]
     base = PSOC6_CORE_FLAGS + PSOC6_COMMON_FLAGS

@@ -287,6 +287,8 @@ def main_simulate(args) -> dict:
     cfg = Config()
     if args.config is not None:
         cfg = Config.from_dict(json.loads(Path(args.config).read_text()))
+    if not Path(args.wav).is_file():
+        raise FileNotFoundError(f"{args.wav}: no such WAV file")
     audio, sr = sf.read(str(args.wav), dtype="int16", always_2d=False)
     if sr != cfg.frontend.sample_rate_hz or np.asarray(audio).ndim != 1:
         raise ValueError(f"{args.wav}: expected mono {cfg.frontend.sample_rate_hz} Hz audio, "
