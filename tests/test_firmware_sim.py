@@ -129,7 +129,8 @@ def test_emulated_device_equals_host_bit_for_bit(sim_sdk, sim_build_dir, models,
     with ThreadPoolExecutor(2) as pool:  # one QEMU process per clip, two at a time
         sims = list(pool.map(lambda c: fs.run_sim(elf1, c[1], t * f, len(labels), labels), clips))
     for (name, audio), sim in zip(clips, sims):
-        _check(sim, fs.host_twin(audio, tflite, cfg, 1), f"{model}/{variant}/{name}", tflite, cfg)
+        twin = fs.host_twin(audio, tflite, cfg, 1)
+        _check(sim, twin, f"{model}/{variant}/{name}", tflite, cfg)
 
     # The stitched recording at the board's inference cadence.
     elf = fs.build_sim(model_dir, sim_build_dir, variant, every, sim_sdk)
