@@ -17,6 +17,7 @@ References:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,11 +30,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import dataset, frontend
+from . import augment, dataset, frontend
 from .config import BACKGROUND_NOISE_DIR, SILENCE_LABEL, Config, TrainConfig
 from .models import KWSModel, build_model
 
 log = logging.getLogger(__name__)
+
+FEATURE_CHUNK = 2048
+"""Clips read and featurized at once by prepare_features (bounds its audio memory)."""
 
 
 @dataclass
@@ -106,13 +110,18 @@ def prepare_features(cfg: Config, data_dir=None, cache_dir: str | Path | None = 
     def make(name, examples, augment, copies):
         def compute():
             rng = np.random.default_rng([seed, {"training": 0, "validation": 1, "testing": 2}[name]])
-            banks = []
-            for _ in tqdm(range(copies), desc=f"{name} features", leave=False, disable=not progress or copies == 1):
-                audio = dataset.load_audio(examples, background, cfg.data, augment=augment, rng=rng,
-                                           num_samples=cfg.frontend.clip_samples,
-                                           sample_rate_hz=cfg.frontend.sample_rate_hz)
-                banks.append(frontend.compute_features(audio, cfg.frontend))
-            return {"x": np.stack(banks), "y": np.array([e.label for e in examples], np.int64)}
+            # Audio is read and featurized FEATURE_CHUNK clips at a time into a preallocated
+            # bank (one rng stream in clip order, so the chunking does not change the values):
+            # the full data set's audio alone would be ~2.4 GB of float32 per copy.
+            x = np.empty((copies, len(examples), *cfg.frontend.feature_shape), np.int8)
+            for k in tqdm(range(copies), desc=f"{name} features", leave=False, disable=not progress or copies == 1):
+                for i in range(0, len(examples), FEATURE_CHUNK):
+                    audio = dataset.load_audio(examples[i:i + FEATURE_CHUNK], background, cfg.data,
+                                               augment=augment, rng=rng,
+                                               num_samples=cfg.frontend.clip_samples,
+                                               sample_rate_hz=cfg.frontend.sample_rate_hz)
+                    x[k, i:i + len(audio)] = frontend.compute_features(audio, cfg.frontend)
+            return {"x": x, "y": np.array([e.label for e in examples], np.int64)}
         return frontend.cached(cache_dir, name, split_key(name, examples, augment, copies), compute)
 
     t1 = time.perf_counter()
@@ -189,11 +198,34 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
     Raises:
         ValueError: if cfg.keep is neither "last" nor "best".
     Note:
-        Repeatable on CPU for a given seed and thread count (shuffles come from a seeded
-        torch.Generator; dropout from torch.manual_seed).
+        Repeatable on CPU for a given seed whatever the machine's load: training runs with
+        cfg.num_threads threads and deterministic algorithms, shuffles come from a seeded
+        torch.Generator, SpecAugment and mixup from another, dropout from torch.manual_seed.
+        Optional regularizers (off by default): SpecAugment masks, mixup, label smoothing,
+        an exponential moving average of the weights (cfg.ema_decay; validation then scores
+        the averaged weights, which are the ones kept).
     """
     if cfg.keep not in ("last", "best"):
         raise ValueError(f"TrainConfig.keep={cfg.keep!r}; use 'last' or 'best'")
+    with _repeatable(cfg):
+        return _train(model, data, cfg, device=device, progress=progress, on_epoch=on_epoch)
+
+
+@contextlib.contextmanager
+def _repeatable(cfg: TrainConfig):
+    """Fix torch's CPU thread count and ask for deterministic algorithms; restore after."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(model, data, cfg, *, device, progress, on_epoch) -> History:
     device = device or default_device()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -206,6 +238,14 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     loss_fn = nn.CrossEntropyLoss()
+    train_loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 1)  # SpecAugment and mixup only
+    ema = None
+    if cfg.ema_decay > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay),
+            use_buffers=True)
+    num_classes = len(data.labels)
     hist = History()
     best_state = None
     train_y = torch.from_numpy(data.train_y)
@@ -220,15 +260,25 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
             idx = order[i:i + cfg.batch_size]
             x = to_tensor(copy[idx.numpy()]).to(device)
             y = train_y[idx].to(device)
+            if cfg.spec_time_masks or cfg.spec_freq_masks:
+                x = augment.spec_augment(x, aug_gen, time_masks=cfg.spec_time_masks,
+                                         max_frames=cfg.spec_max_frames, freq_masks=cfg.spec_freq_masks,
+                                         max_channels=cfg.spec_max_channels)
+            target = y
+            if cfg.mixup_alpha > 0:
+                x, target = augment.mixup(x, y, num_classes, cfg.mixup_alpha, aug_gen)
             opt.zero_grad(set_to_none=True)
             logits = model(x)
-            loss = loss_fn(logits, y)
+            loss = train_loss_fn(logits, target)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += loss.item() * len(idx)
             correct += (logits.argmax(1) == y).sum().item()
-        val_logits = torch.from_numpy(predict_logits(model, data.val_x, device=device))
+        scored = model if ema is None else ema.module  # validation scores the weights kept
+        val_logits = torch.from_numpy(predict_logits(scored, data.val_x, device=device))
         val_y = torch.from_numpy(data.val_y)
         val_loss = loss_fn(val_logits, val_y).item() if len(val_y) else float("nan")
         val_acc = (val_logits.argmax(1) == val_y).float().mean().item() if len(val_y) else 0.0
@@ -242,12 +292,14 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
         if hist.best_epoch < 0 or val_acc > hist.best_val_accuracy:
             hist.best_epoch, hist.best_val_accuracy = epoch + 1, val_acc
             if cfg.keep == "best":
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val=f"{val_acc:.3f}")
         if on_epoch is not None:
             on_epoch(hist)
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif ema is not None:  # end with the averaged weights and BatchNorm statistics
+        model.load_state_dict(ema.module.state_dict())
     model.eval()
     return hist
 
