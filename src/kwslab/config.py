@@ -131,10 +131,12 @@ class TrainConfig:
     accuracy). Default "last": with validation splits of ~100 clips the best-epoch pick is
     mostly noise. Measured on the subset (yes/no tiny_conv, seed 0): the best validation
     epoch (14, val 0.909) scored 0.75 on test; the final epoch 0.84."""
-    num_threads: int | None = 2
+    num_threads: int | None = 1
     """CPU threads for training (``torch.set_num_threads``). Fixed so that a seed gives the
     same weights on any machine and under any load (the split of each reduction over
-    threads changes the float rounding); None keeps torch's default (one per core)."""
+    threads changes the float rounding); None keeps torch's default (one per core).
+    One thread: measured on 2 busy cores (load ~12), 5 tiny_conv epochs took 0.8 s of CPU
+    with 1 thread and 6 s with 2 (OpenMP threads spin while waiting for a core)."""
     deterministic: bool = True
     """``torch.use_deterministic_algorithms`` during training (raises on an op that has
     no deterministic version rather than silently varying)."""
