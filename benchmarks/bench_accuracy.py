@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -36,27 +35,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kwslab.config import TWELVE_CLASS_WORDS, Config  # noqa: E402
+from kwslab.train import wilson_interval  # noqa: E402
 
 RECIPES: dict[str, dict[str, dict]] = {
     "recipe": {"train": {"spec_time_masks": 2, "spec_max_frames": 5, "spec_freq_masks": 2,
                          "spec_max_channels": 5, "ema_decay": 0.999}},
 }
 """Named option sets applied by --preset."""
-
-
-def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a proportion correct / n (95 % for the default z).
-
-    center = (p + z^2 / 2n) / (1 + z^2 / n), half = z / (1 + z^2 / n) * sqrt(p (1 - p) / n
-    + z^2 / 4n^2). Example: 50 of 57 correct -> p 0.877, interval (0.767, 0.939).
-    """
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    p = correct / n
-    d = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / d
-    half = z / d * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, center - half), min(1.0, center + half))
 
 
 def parse_set(items: list[str]) -> dict[str, dict]:

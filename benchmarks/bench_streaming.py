@@ -113,11 +113,13 @@ def detections_at(threshold, times_ms, top_index, top_score, labels, suppression
 def evaluate(split, run, cfg, data_dir, args) -> dict:
     """Stitch, stream once through the model, score every threshold."""
     labels = list(cfg.data.labels)
-    key = frontend.cache_key(minutes=args.minutes, levels=args.noise_levels, gap=args.gap_ms,
+    key = frontend.cache_key(minutes=args.minutes, max_clips=args.max_clips, levels=args.noise_levels, gap=args.gap_ms,
                              lead=args.lead_ms, seed=args.seed,
                              model=frontend.file_digest(Path(run) / "model.tflite"))
     cache = Path(run) / f"streaming_scores_{split}_{key}.npz"
     clips = split_clips(data_dir, cfg, split)
+    if args.max_clips:  # smoke runs
+        clips = [clips[i] for i in np.random.default_rng(args.seed).permutation(len(clips))[:args.max_clips]]
     noises = dataset.load_background_noise(data_dir)
     audio, truth, truth_level, sections = build_recording(
         clips, noises, levels=args.noise_levels, minutes=args.minutes, gap_ms=args.gap_ms,
@@ -198,6 +200,7 @@ def main() -> None:
                     default=list(range(100, 255, 10)) + [200, 245, 250])
     ap.add_argument("--max-fa-per-hour", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-clips", type=int, default=None, help="clips per split (smoke runs)")
     ap.add_argument("--plot", type=Path, default=None, help="default: <run>/streaming_curve.png")
     args = ap.parse_args()
     args.thresholds = sorted(set(args.thresholds))
