@@ -39,7 +39,7 @@ from kwslab.train import wilson_interval  # noqa: E402
 
 RECIPES: dict[str, dict[str, dict]] = {
     "recipe": {"train": {"spec_time_masks": 2, "spec_max_frames": 5, "spec_freq_masks": 2,
-                         "spec_max_channels": 5, "ema_decay": 0.999}},
+                         "spec_max_channels": 5, "ema_decay": 0.995}},
 }
 """Named option sets applied by --preset."""
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def split_clips(data_dir: Path, cfg: Config, split: str) -> list[tuple[Path, str
     ``_unknown_`` (the split comes from the data set's lists, else TensorFlow's hash)."""
     everything = cfg.data.__class__(**{**cfg.data.__dict__, "unknown_percentage": 1e9,
                                        "silence_percentage": 0.0, "max_clips_per_label": None})
+    logging.getLogger("kwslab.dataset").setLevel(logging.ERROR)  # "wanted more unknown clips"
     examples = dataset.index_splits(data_dir, everything)[split]
     labels = everything.labels
     return [(e.path, labels[e.label]) for e in examples if e.path is not None]
