@@ -60,14 +60,9 @@ def parse_set(items: list[str]) -> dict[str, dict]:
 
 
 def base_config(model: str, words: tuple[str, ...], epochs: int | None) -> Config:
-    """The config ``kwslab run --model M --words W`` uses (same defaults as the CLI)."""
-    from kwslab import cli
-
-    lr = 2e-3 if model == "ds_cnn" else 1e-3
-    return Config().replace(
-        data={"words": words},
-        model={"name": model, "dropout": 0.2 if model == "ds_cnn" else 0.5},
-        train={"epochs": epochs or cli._default_epochs(model), "learning_rate": lr})
+    """The config ``kwslab run --model M --words W`` uses (the model's preset)."""
+    cfg = Config.for_model(model, words)
+    return cfg.replace(train={"epochs": epochs}) if epochs else cfg
 
 
 def run_seed(cfg: Config, data_dir, out_dir: Path, float_only: bool, num_augmented: int) -> dict:
@@ -83,9 +78,9 @@ def run_seed(cfg: Config, data_dir, out_dir: Path, float_only: bool, num_augment
                 "arena_bytes": r["arena_bytes"], "train_s": r["timings_s"]["train"]}
     import torch
 
-    from kwslab import models, train
+    from kwslab import frontend, models, train
 
-    data = train.prepare_features(cfg, data_dir, num_augmented=num_augmented, progress=False)
+    data = frontend.prepare_features(cfg, data_dir, num_augmented=num_augmented, progress=False)
     torch.manual_seed(cfg.train.seed)
     model = models.build_model(cfg.model.name, cfg.data.num_classes, cfg.frontend.feature_shape,
                                cfg.model.dropout)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kwslab import conversion_lab, dataset, detect, train  # noqa: E402
+from kwslab import dataset, detect, frontend  # noqa: E402
 from kwslab.config import Config  # noqa: E402
 
 
@@ -37,8 +37,8 @@ def main() -> None:
     cfg = Config.from_dict(json.loads((run / "config.json").read_text()))
     tflite = (run / "model.tflite").read_bytes()
     data_dir = dataset.find_data_dir(a.data)
-    data = train.prepare_features(cfg, data_dir, progress=False)
-    clips = conversion_lab.stream_clips(data, data_dir, a.keywords, a.unknown, seed=cfg.train.seed)
+    data = frontend.prepare_features(cfg, data_dir, progress=False)
+    clips = detect.stream_clips(data, data_dir, a.keywords, a.unknown, seed=cfg.train.seed)
     noise = dataset.load_background_noise(data_dir)[0]
     audio, truth = detect.stitch_recording(clips, noise, gap_ms=a.gap_ms, noise_volume=a.noise_volume)
     t = time.perf_counter()

@@ -98,11 +98,9 @@ def build_tree(source: Path, dest: Path, scale: float = 1.0) -> dict:
 
 
 def _config(epochs: int):
-    from kwslab.config import TWELVE_CLASS_WORDS, Config
+    from kwslab.config import Config
 
-    return Config().replace(data={"words": TWELVE_CLASS_WORDS},
-                            model={"name": "ds_cnn", "dropout": 0.2},
-                            train={"epochs": epochs, "learning_rate": 2e-3})
+    return Config.for_model("ds_cnn", train={"epochs": epochs})
 
 
 def stage(name: str, tree: Path, cache: Path, out: Path, epochs: int) -> dict:
@@ -111,9 +109,9 @@ def stage(name: str, tree: Path, cache: Path, out: Path, epochs: int) -> dict:
     cfg = _config(epochs)
     result: dict = {"stage": name}
     if name == "features":
-        from kwslab import train
+        from kwslab import frontend
 
-        data = train.prepare_features(cfg, tree, cache_dir=cache, progress=False)
+        data = frontend.prepare_features(cfg, tree, cache_dir=cache, progress=False)
         result.update(train_clips=int(data.train_x.shape[1]), copies=int(data.train_x.shape[0]),
                       bank_bytes=int(data.train_x.nbytes), val_clips=len(data.val_y),
                       test_clips=len(data.test_y), detail_s=data.timings_s,

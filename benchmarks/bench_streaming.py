@@ -28,6 +28,7 @@ time tolerance) and ``generate_streaming_test_wav.py`` (stitched clips over nois
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -84,14 +85,15 @@ def build_recording(clips, noises, *, levels, minutes, gap_ms, lead_ms, sample_r
     return np.concatenate(pieces), truth, truth_level, sections
 
 
-def decisions(times_ms, scores, num_classes, **kwargs):
+def decisions(times_ms, scores, num_classes, settings):
     """RecognizeCommands' top class and averaged score at every step (threshold-free part).
 
     Returns:
         (top_index int64 (K,), top_score int64 (K,)); top_score is 0 where too few results
         were averaged.
     """
-    rc = detect.RecognizeCommands(num_classes, detection_threshold=256, **kwargs)  # never fires
+    never_fires = dataclasses.replace(settings, detection_threshold=256)
+    rc = detect.RecognizeCommands.from_config(num_classes, never_fires)
     out = [rc.process_latest_results(s, int(t)) for t, s in zip(times_ms, scores)]
     return (np.array([r.label_index for r in out], np.int64), np.array([r.score for r in out], np.int64))
 
@@ -136,20 +138,22 @@ def evaluate(split, run, cfg, data_dir, args) -> dict:
         times, scores = detect.stream_scores(feats, (Path(run) / "model.tflite").read_bytes(), cfg.frontend)
         np.savez(cache, times=times, scores=scores)
     stream_s = time.perf_counter() - t0
-    top_index, top_score = decisions(times, scores, len(labels))
+    top_index, top_score = decisions(times, scores, len(labels), cfg.recognize)
     # the fast path must give the firmware twin's decisions exactly
-    reference = detect.recognize(times, scores, labels, detection_threshold=DEFAULT_THRESHOLD)
-    fast = detections_at(DEFAULT_THRESHOLD, times, top_index, top_score, labels)
+    reference = detect.recognize(times, scores, labels, cfg.recognize)
+    fast = detections_at(cfg.recognize.detection_threshold, times, top_index, top_score, labels,
+                         cfg.recognize.suppression_ms)
     assert [(d.label, d.time_ms) for d in reference] == [(d.label, d.time_ms) for d in fast]
     keywords = [(kw, lv) for kw, lv in zip(truth, truth_level) if not kw.label.startswith("_")]
     curve = []
     for th in args.thresholds:
-        dets = detections_at(th, times, top_index, top_score, labels)
+        dets = detections_at(th, times, top_index, top_score, labels, cfg.recognize.suppression_ms)
         s = detect.score_detections(dets, [kw for kw, _ in keywords], duration_ms=duration_ms)
         curve.append({"threshold": th, "recall": s["recall"], "false_alarms": s["false_alarms"],
                       "false_alarms_per_hour": s["false_alarms_per_hour"]})
     per_level = {}
-    dets = detections_at(DEFAULT_THRESHOLD, times, top_index, top_score, labels)
+    dets = detections_at(cfg.recognize.detection_threshold, times, top_index, top_score, labels,
+                         cfg.recognize.suppression_ms)
     for level in args.noise_levels:
         spans = [(a, b) for lv, a, b in sections if lv == level]
         in_level = lambda t: any(a <= t < b for a, b in spans)  # noqa: E731

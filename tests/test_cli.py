@@ -6,10 +6,12 @@ import pytest
 import soundfile as sf
 
 from kwslab import cli, dataset, detect
+from kwslab.config import TWELVE_CLASS_WORDS
 
-pytestmark = [pytest.mark.slow, pytest.mark.tflm]
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 def test_run_export_detect_chain(data_dir, tmp_path, capsys):
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     assert cli.main(["run", "--data", str(data_dir), "--max-clips", "15", "--epochs", "2",
@@ -41,6 +43,8 @@ def test_run_export_detect_chain(data_dir, tmp_path, capsys):
         assert 0 <= int(score) <= 255
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
     missing = tmp_path / "nothing"
     assert cli.main(["run", "--data", str(missing), "--runs", str(tmp_path)]) == 2
@@ -48,7 +52,36 @@ def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
     assert str(missing) in err and "does not exist" in err
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
 def test_bad_words_option_is_refused():
     with pytest.raises(SystemExit):
         cli.main(["run", "--words", ","])
     assert cli._words("12") == ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+def test_run_model_typo_fails_before_any_work(capsys):
+    from kwslab import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "--model", "tiny-conv"])
+    assert e.value.code == 2
+    assert "invalid choice: 'tiny-conv'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,expected", [
+    # (model, words, dropout, epochs, learning_rate): the recipes `kwslab run` always used
+    (["run"], ("tiny_conv", ("yes", "no"), 0.5, 200, 1e-3)),
+    (["run", "--model", "ds_cnn", "--words", "12"],
+     ("ds_cnn", TWELVE_CLASS_WORDS, 0.2, 60, 2e-3)),
+    (["run", "--model", "ds_cnn", "--words", "yes,no", "--epochs", "5", "--lr", "0.01"],
+     ("ds_cnn", ("yes", "no"), 0.2, 5, 0.01)),
+])
+def test_run_config_is_the_preset_plus_the_options(argv, expected):
+    from kwslab import cli
+
+    cfg = cli.run_config(cli.build_parser().parse_args(argv))
+    assert (cfg.model.name, cfg.data.words, cfg.model.dropout, cfg.train.epochs,
+            cfg.train.learning_rate) == expected
+    assert (cfg.train.batch_size, cfg.train.seed, cfg.train.augment) == (100, 0, True)
+    assert cfg.data.max_clips_per_label is None

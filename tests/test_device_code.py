@@ -235,7 +235,8 @@ def test_cpp_labels(driver):
 def test_op_registration_registers_exactly_the_model_ops(deploy_dir, tmp_path):
     """The device's kws::RegisterModelOps with this folder's model_settings.h registers
     exactly the ops of the committed model, each once."""
-    from kwslab.firmware import OP_RESOLVER_METHODS, parse_c_array, tflite_op_names
+    from kwslab.export import op_names as tflite_op_names
+    from kwslab.firmware import OP_RESOLVER_METHODS, parse_c_array
 
     gxx = _need("g++")
     src = tmp_path / "ops.cpp"
@@ -448,7 +449,7 @@ def test_app_boot_check_fails_with_its_message(app_driver, fault, message):
 
 
 def test_app_step_detects_and_profiles(app_driver):
-    from kwslab.prune_lab import parse_profile
+    from kwslab.firmware import parse_profile
 
     code, lines = _run_app(app_driver, steps=150, profile_every=50)
     assert code == 0 and lines[:4] == BOOT_LINES

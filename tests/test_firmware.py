@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwslab import firmware
+from kwslab import config, export, firmware
 from kwslab.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,22 +109,23 @@ def test_write_deploy_files_writes_three_files_per_dir(tmp_path):
 
 
 def test_deploy_dirs_exist():
-    assert [p.relative_to(REPO).as_posix() for p in firmware.DEPLOY_DIRS] == [
+    assert [p.relative_to(REPO).as_posix() for p in config.DEPLOY_DIRS] == [
         "arduino/kws_nano33ble", "psoc6/kws_psoc6/source"]
-    for d in firmware.DEPLOY_DIRS:
+    for d in config.DEPLOY_DIRS:
         assert (d / "model_settings.h").is_file()
 
 
-@pytest.mark.parametrize("deploy_dir", firmware.DEPLOY_DIRS, ids=["arduino", "psoc6"])
+@pytest.mark.parametrize("deploy_dir", config.DEPLOY_DIRS, ids=["arduino", "psoc6"])
 def test_committed_model_matches_its_settings(deploy_dir):
     """The committed model_data.cpp is a valid model whose ops, input quantization, sha256
     and labels are what model_settings.h says (whichever export wrote them)."""
     model = firmware.parse_c_array((deploy_dir / "model_data.cpp").read_text())
     s = firmware.parse_model_settings((deploy_dir / "model_settings.h").read_text())
     assert s["KWS_MODEL_SETTINGS_SHA256"] == hashlib.sha256(model).hexdigest()
-    ops = firmware.tflite_op_names(model)
+    ops = export.op_names(model)
     assert s["ops"] == list(dict.fromkeys(ops))  # exactly the model's ops, each once
-    scale, zero_point = firmware.tflite_input_quantization(model)
+    q = export.io_quantization(model)["input"]
+    scale, zero_point = q["scale"], q["zero_point"]
     assert (s["kInputScale"], s["kInputZeroPoint"]) == (pytest.approx(scale, rel=1e-6),
                                                         zero_point)
     from ai_edge_litert.interpreter import Interpreter
@@ -135,7 +136,7 @@ def test_committed_model_matches_its_settings(deploy_dir):
 
 
 def test_both_deploy_dirs_hold_the_same_export():
-    a, b = firmware.DEPLOY_DIRS
+    a, b = config.DEPLOY_DIRS
     for name in ("model_data.cpp", "model_data.h", "model_settings.h"):
         assert (a / name).read_text() == (b / name).read_text(), name
 
@@ -143,5 +144,6 @@ def test_both_deploy_dirs_hold_the_same_export():
 @pytest.mark.slow
 def test_placeholder_model_has_device_input_quantization():
     model = firmware.build_placeholder_tflite(Config())
-    assert firmware.tflite_input_quantization(model) == (SCALE, -128)
-    assert firmware.tflite_op_names(model) == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    q = export.io_quantization(model)["input"]
+    assert (q["scale"], q["zero_point"]) == (pytest.approx(SCALE), -128)
+    assert export.op_names(model) == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import TWELVE_CLASS_WORDS, Config
+from .config import PRESETS, TWELVE_CLASS_WORDS, Config
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -41,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train + export one model (the main job)")
     _add_data(p)
-    p.add_argument("--model", default="tiny_conv", help="tiny_conv or ds_cnn")
-    p.add_argument("--words", type=_words, default=("yes", "no"),
-                   help="comma-separated wanted words, or 12 for the 10-word/12-class task")
-    p.add_argument("--epochs", type=int, default=None, help="default 200 (tiny_conv), 60 (ds_cnn)")
+    p.add_argument("--model", default="tiny_conv", choices=sorted(PRESETS),
+                   help="model recipe (kwslab.config.PRESETS)")
+    p.add_argument("--words", type=_words, default=None,
+                   help="comma-separated wanted words, or 12 for the 10-word/12-class task "
+                        "(default: the recipe's, yes,no for tiny_conv, 12 for ds_cnn)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default: the recipe's (200 tiny_conv, 60 ds_cnn)")
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: the recipe's, 1e-3 tiny_conv, 2e-3 ds_cnn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-clips", type=int, default=None, help="cap clips per word and split (smoke runs)")
     p.add_argument("--augmented-copies", type=int, default=8)
@@ -67,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=".cache/features")
 
     p = sub.add_parser("detect", help="streaming detection over a long WAV (host twin of the device)")
-    from .detect import add_detect_arguments
-
-    add_detect_arguments(p)
+    p.add_argument("wav", type=Path, help="16 kHz mono WAV to scan")
+    p.add_argument("--model", type=Path, required=True, help="int8 .tflite model")
+    p.add_argument("--config", type=Path, default=None,
+                   help="config JSON saved with the model (default: Config())")
+    p.add_argument("--arena-bytes", type=int, default=None, help="TFLM arena bytes")
 
     p = sub.add_parser("course", help="instructor tools (release, grade); see course/README.md",
                        add_help=False)
@@ -77,24 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _default_epochs(model: str) -> int:
-    return 60 if model == "ds_cnn" else 200
+def run_config(a: argparse.Namespace) -> Config:
+    """The Config of ``kwslab run``: the model's recipe, then the options given."""
+    cfg = Config.for_model(a.model, a.words)
+    train = {"batch_size": a.batch_size, "seed": a.seed, "augment": not a.no_augment}
+    if a.epochs is not None:
+        train["epochs"] = a.epochs
+    if a.lr is not None:
+        train["learning_rate"] = a.lr
+    return cfg.replace(data={"max_clips_per_label": a.max_clips}, train=train)
 
 
 def cmd_run(a) -> int:
     from .pipeline import run
 
-    model = a.model
-    dropout = 0.2 if model == "ds_cnn" else 0.5
-    lr = a.lr if a.lr is not None else (2e-3 if model == "ds_cnn" else 1e-3)
-    cfg = Config().replace(
-        data={"words": a.words, "max_clips_per_label": a.max_clips},
-        model={"name": model, "dropout": dropout},
-        train={"epochs": a.epochs or _default_epochs(model), "batch_size": a.batch_size,
-               "learning_rate": lr, "seed": a.seed, "augment": not a.no_augment},
-    )
-    name = a.name or ("default" if (model, a.words) == ("tiny_conv", ("yes", "no")) else
-                      f"{model}_{len(a.words) + 2}class")
+    cfg = run_config(a)
+    model, words = cfg.model.name, cfg.data.words
+    name = a.name or ("default" if (model, words) == ("tiny_conv", ("yes", "no")) else
+                      f"{model}_{len(words) + 2}class")
     report = run(cfg, a.data, Path(a.runs) / name, cache_dir=a.cache or None, deploy=a.deploy,
                  num_augmented=a.augmented_copies, progress=sys.stderr.isatty())
     acc = report["accuracy"]
@@ -116,13 +122,13 @@ def cmd_download(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from . import export, train
-    from .pipeline import DEPLOY_DIRS
+    from . import export, frontend, train
+    from .config import deploy_dirs
 
     model, cfg, _ = train.load_checkpoint(a.checkpoint)
-    data = train.prepare_features(cfg, a.data, cache_dir=a.cache or None)
+    data = frontend.prepare_features(cfg, a.data, cache_dir=a.cache or None)
     out = Path(a.out) if a.out else Path(a.checkpoint).parent
-    rep = export.export(model, cfg, data, out, deploy_dirs=DEPLOY_DIRS if a.deploy else None,
+    rep = export.export(model, cfg, data, out, deploy_dirs=deploy_dirs() if a.deploy else None,
                         model_name=cfg.model.name)
     rep.pop("int8_test_predictions")
     print(json.dumps({k: rep[k] for k in ("tflite_bytes", "arena_bytes", "ops", "int8_test",
@@ -131,9 +137,18 @@ def cmd_export(a) -> int:
 
 
 def cmd_detect(a) -> int:
+    import numpy as np
+    import soundfile as sf
+
     from . import detect
 
-    detect.main_detect(a)
+    cfg = Config() if a.config is None else Config.from_dict(json.loads(a.config.read_text()))
+    audio, sr = sf.read(str(a.wav), dtype="int16", always_2d=False)
+    if sr != cfg.frontend.sample_rate_hz or np.asarray(audio).ndim != 1:
+        raise ValueError(f"{a.wav}: expected mono {cfg.frontend.sample_rate_hz} Hz audio, "
+                         f"got {sr} Hz with shape {np.asarray(audio).shape}")
+    for d in detect.detect_stream(audio, a.model.read_bytes(), cfg, arena_bytes=a.arena_bytes):
+        print(f"{d.label}\t{d.time_ms}\t{d.score}")
     return 0
 
 

@@ -41,8 +41,6 @@ REPO_URL = "https://github.com/kwslab/kwslab"
 """The repository the Colab cells clone (change the organisation in a fork)."""
 COLAB_DIR = Path("/content/kwslab")
 """Where the Colab bootstrap clones the repository."""
-REPO_ROOT = Path(__file__).resolve().parents[2]
-"""This checkout: src/kwslab/colab.py -> parents[2]."""
 
 
 def in_colab() -> bool:

@@ -16,12 +16,19 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SILENCE_LABEL = "_silence_"
 UNKNOWN_LABEL = "_unknown_"
 BACKGROUND_NOISE_DIR = "_background_noise_"
 TWELVE_CLASS_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""Where a repository checkout would be (src/kwslab/config.py -> parents[2]); ``repo_root()``
+checks that it is one."""
+DEPLOY_DIRS = (REPO_ROOT / "arduino" / "kws_nano33ble", REPO_ROOT / "psoc6" / "kws_psoc6" / "source")
+"""The Arduino sketch and the PSoC 6 app's source folder: the C model and settings go there
+(``deploy_dirs()`` checks that the checkout exists)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,9 @@ class DataConfig:
 class ModelConfig:
     name: str = "tiny_conv"
     """A key of ``kwslab.models.MODELS``."""
-    dropout: float = 0.5
+    dropout: float | None = None
+    """Dropout probability; None uses the model's own default (tiny_conv 0.5, ds_cnn 0.2:
+    DS-CNN drops 2 * dropout before pooling, so it needs dropout < 0.5)."""
 
 
 @dataclass(frozen=True)
@@ -158,11 +167,61 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class RecognizeConfig:
+    """RecognizeCommands settings: how int8 score vectors become keyword detections.
+
+    The host twin (``kwslab.detect.RecognizeCommands``) reads them from here and
+    ``model_settings.h`` (``kAverageWindowMs`` ...) is generated from them for the devices.
+    Defaults are micro_speech's.
+
+    Source: tflite-micro micro_speech ``recognize_commands.h``.
+    """
+
+    average_window_ms: int = 1000
+    """Scores of the last average_window_ms are averaged."""
+    detection_threshold: int = 200
+    """A class fires when its average of (score + 128), 0..255, exceeds this."""
+    suppression_ms: int = 1500
+    """The same keyword cannot fire again within this time."""
+    minimum_count: int = 3
+    """No decision from fewer results than this in the window."""
+
+
+@dataclass(frozen=True)
 class Config:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    recognize: RecognizeConfig = field(default_factory=RecognizeConfig)
+
+    @classmethod
+    def for_model(cls, name: str = "tiny_conv", words: tuple[str, ...] | None = None, *,
+                  smoke: bool = False, **sections: Any) -> "Config":
+        """The recipe of a named model (``PRESETS``), for the given words.
+
+        Args:
+            name: a key of ``PRESETS`` (= ``kwslab.models.MODELS``): "tiny_conv" or "ds_cnn".
+            words: the wanted words; None uses the preset's (tiny_conv: yes, no;
+                ds_cnn: the 10 words of the 12-class task).
+            smoke: cap the data and epochs (``SMOKE``) for a run of seconds (tests, CI).
+            **sections: further changes, as for ``replace``:
+                ``Config.for_model("ds_cnn", train={"seed": 1})``.
+        Returns:
+            The Config. ``Config.for_model()`` equals ``kwslab run``'s default recipe.
+        Raises:
+            ValueError: if name is not a preset (the message lists them).
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown model {name!r}; choose one of {sorted(PRESETS)}")
+        preset = PRESETS[name]
+        cfg = cls().replace(model={"name": name, "dropout": preset["dropout"]},
+                            data={"words": tuple(words or preset["words"])},
+                            train={"epochs": preset["epochs"],
+                                   "learning_rate": preset["learning_rate"]})
+        if smoke:
+            cfg = cfg.replace(**SMOKE)
+        return cfg.replace(**sections)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -177,6 +236,7 @@ class Config:
             data=DataConfig(**data),
             model=ModelConfig(**d.get("model", {})),
             train=TrainConfig(**d.get("train", {})),
+            recognize=RecognizeConfig(**d.get("recognize", {})),
         )
 
     def replace(self, **sections: Any) -> "Config":
@@ -186,6 +246,45 @@ class Config:
             current = getattr(self, name)
             changes[name] = dataclasses.replace(current, **values)
         return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny_conv": {"words": ("yes", "no"), "dropout": 0.5, "epochs": 200, "learning_rate": 1e-3},
+    "ds_cnn": {"words": TWELVE_CLASS_WORDS, "dropout": 0.2, "epochs": 60, "learning_rate": 2e-3},
+}
+"""Model recipes, one per ``kwslab.models.MODELS`` name: default words, dropout, epochs and
+peak learning rate. tiny_conv follows micro_speech (yes/no); ds_cnn the 12-class MLPerf Tiny
+task (measured on the shared subset: 60 epochs at 2e-3 reach float test 0.84)."""
+
+SMOKE: dict[str, dict[str, Any]] = {"data": {"max_clips_per_label": 25}, "train": {"epochs": 2}}
+"""Changes that make any recipe a smoke run of seconds (25 clips per label, 2 epochs)."""
+
+
+def repo_root() -> Path:
+    """The repository checkout this package runs from (``src/kwslab/config.py`` -> parents[2]).
+
+    Returns:
+        The folder holding ``pyproject.toml``, ``arduino/`` and ``psoc6/``.
+    Raises:
+        FileNotFoundError: when the package is installed outside a checkout (a wheel in
+            site-packages): deploy folders and the repository's data exist only in one.
+    """
+    if not (REPO_ROOT / "pyproject.toml").is_file() or not (REPO_ROOT / "src" / "kwslab").is_dir():
+        raise FileNotFoundError(
+            f"kwslab runs from {Path(__file__).resolve().parent}, not from a repository checkout "
+            f"(no pyproject.toml and src/kwslab under {REPO_ROOT}); clone the repository and "
+            f"`pip install -e .` to write into arduino/ and psoc6/")
+    return REPO_ROOT
+
+
+def deploy_dirs() -> tuple[Path, Path]:
+    """The folders the C model and settings go to: the Arduino sketch and the PSoC 6 app.
+
+    Raises:
+        FileNotFoundError: outside a repository checkout (see ``repo_root``).
+    """
+    repo_root()
+    return DEPLOY_DIRS
 
 
 def config_hash(obj: Any) -> str:

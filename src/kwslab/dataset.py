@@ -46,12 +46,10 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from kwslab.config import BACKGROUND_NOISE_DIR, DataConfig
+from kwslab.config import BACKGROUND_NOISE_DIR, REPO_ROOT, DataConfig
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The repository: src/kwslab/dataset.py -> parents[2]."""
 DEFAULT_DOWNLOAD_DIR = REPO_ROOT / "data" / "speech_commands"
 """Where ``kwslab download`` puts the full data set."""
 DEFAULT_SUBSET = REPO_ROOT.parent / "shared" / "speech_commands_subset"

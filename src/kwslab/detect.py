@@ -23,7 +23,6 @@ References:
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import logging
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwslab.config import Config, FrontendConfig
+from kwslab.config import Config, FrontendConfig, RecognizeConfig
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +84,11 @@ class RecognizeCommands:
     ``arduino/kws_nano33ble/src/kws/recognize_commands.cpp``.
     """
 
-    def __init__(self, category_count: int, average_window_ms: int = 1000,
-                 detection_threshold: int = 200, suppression_ms: int = 1500,
-                 minimum_count: int = 3):
+    def __init__(self, category_count: int,
+                 average_window_ms: int = RecognizeConfig.average_window_ms,
+                 detection_threshold: int = RecognizeConfig.detection_threshold,
+                 suppression_ms: int = RecognizeConfig.suppression_ms,
+                 minimum_count: int = RecognizeConfig.minimum_count):
         if not 1 <= category_count <= 16:
             raise ValueError(f"category_count={category_count} must be in 1..16")
         self.category_count = category_count
@@ -99,6 +100,12 @@ class RecognizeCommands:
         self._previous_top_index = 0
         self._previous_top_time_ms = 0
         self._has_previous_top = False
+
+    @classmethod
+    def from_config(cls, category_count: int, settings: RecognizeConfig) -> "RecognizeCommands":
+        """A RecognizeCommands with the settings the device header is generated from."""
+        return cls(category_count, settings.average_window_ms, settings.detection_threshold,
+                   settings.suppression_ms, settings.minimum_count)
 
     def process_latest_results(self, scores, time_ms: int) -> RecognizeResult:
         """Feed one inference's int8 scores (length category_count) ending at time_ms.
@@ -152,46 +159,40 @@ def window_end_times_ms(num_frames: int, cfg: FrontendConfig) -> np.ndarray:
 
 
 def stream_scores(features_int8: np.ndarray, tflite_bytes: bytes, cfg: FrontendConfig,
-                  arena_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  arena_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Int8 model outputs for every 1 s window of a feature stream, in TFLM.
 
     Args:
         features_int8: int8 array of shape (frames, F), frames >= T.
         tflite_bytes: int8 model with input (1, T, F[, 1]) and int8 output (1, C).
         cfg: frontend settings (T, stride, sample rate).
-        arena_size: TFLM arena bytes; None lets the interpreter pick its default.
+        arena_bytes: TFLM arena bytes; None uses ``export.run_tflm``'s default.
     Returns:
         times_ms int64 (K,), scores int8 (K, C), K = frames - T + 1.
     Raises:
         ValueError: if there are fewer frames than one window, or the model's input is not
             int8 of T x F values.
     """
-    from tflite_micro.python.tflite_micro import runtime
+    from kwslab import export
 
     feats = np.asarray(features_int8)
     t, f = cfg.feature_shape
     if feats.ndim != 2 or feats.shape[1] != f or feats.shape[0] < t or feats.dtype != np.int8:
         raise ValueError(f"features must be int8 of shape (frames >= {t}, {f}), got "
                          f"{feats.dtype} {feats.shape}")
-    kwargs = {} if arena_size is None else {"arena_size": int(arena_size)}
-    interpreter = runtime.Interpreter.from_bytes(bytes(tflite_bytes), **kwargs)
-    details = interpreter.get_input_details(0)
-    shape = tuple(int(d) for d in details["shape"])
-    if details["dtype"] != np.int8 or int(np.prod(shape)) != t * f:
+    io = export.io_quantization(tflite_bytes)["input"]
+    if io["dtype"] != "int8" or int(np.prod(io["shape"])) != t * f:
         raise ValueError(f"model input must be int8 with {t}x{f} values, got "
-                         f"{details['dtype']} {shape}")
+                         f"{io['dtype']} {tuple(io['shape'])}")
     times = window_end_times_ms(len(feats), cfg)
-    outputs = []
-    for k in range(len(times)):
-        interpreter.set_input(feats[k:k + t].reshape(shape), 0)  # (1, T, F, 1)
-        interpreter.invoke()
-        outputs.append(np.asarray(interpreter.get_output(0)).reshape(-1).astype(np.int8))
-    return times.astype(np.int64), np.stack(outputs)
+    windows = np.lib.stride_tricks.sliding_window_view(feats, (t, f))[:, 0]  # (K, T, F)
+    kwargs = {} if arena_bytes is None else {"arena_bytes": int(arena_bytes)}
+    outputs = export.run_tflm(tflite_bytes, windows, **kwargs).astype(np.int8)  # (K, C)
+    return times.astype(np.int64), outputs
 
 
-def recognize(times_ms, scores, labels, *, average_window_ms: int = 1000,
-              detection_threshold: int = 200, suppression_ms: int = 1500,
-              minimum_count: int = 3, include_background: bool = False) -> list[Detection]:
+def recognize(times_ms, scores, labels, settings: RecognizeConfig = RecognizeConfig(), *,
+              include_background: bool = False) -> list[Detection]:
     """RecognizeCommands over a score sequence; returns the new commands.
 
     Args:
@@ -199,9 +200,13 @@ def recognize(times_ms, scores, labels, *, average_window_ms: int = 1000,
         scores: int8 (K, C).
         labels: C class names; names starting with "_" (``_silence_``, ``_unknown_``) are
             dropped from the result unless include_background.
+        settings: averaging window, threshold, suppression, minimum count (``cfg.recognize``).
+    Returns:
+        The new commands, in time order.
+    Raises:
+        ValueError: as ``RecognizeCommands.process_latest_results``.
     """
-    rc = RecognizeCommands(len(labels), average_window_ms, detection_threshold,
-                           suppression_ms, minimum_count)
+    rc = RecognizeCommands.from_config(len(labels), settings)
     out = []
     for t, s in zip(times_ms, scores):
         r = rc.process_latest_results(s, int(t))
@@ -211,8 +216,8 @@ def recognize(times_ms, scores, labels, *, average_window_ms: int = 1000,
 
 
 def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Config(), *,
-                  arena_size: int | None = None, include_background: bool = False,
-                  **recognize_kwargs) -> list[Detection]:
+                  arena_bytes: int | None = None,
+                  include_background: bool = False) -> list[Detection]:
     """Keyword detections in a long int16 recording, as the firmware would report them.
 
     Features of the whole stream once (``kwslab.frontend.compute_raw``, then ``to_int8``),
@@ -222,11 +227,10 @@ def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Co
         audio_int16: int16 mono PCM at cfg.frontend.sample_rate_hz, shape (S,), at least
             one clip long (16000 samples).
         tflite_bytes: the int8 model.
-        cfg: the config the model was trained with (frontend, labels).
-        arena_size: TFLM arena bytes (None: interpreter default).
+        cfg: the config the model was trained with (frontend, labels) and the
+            RecognizeCommands settings (``cfg.recognize``).
+        arena_bytes: TFLM arena bytes (None: ``export.run_tflm``'s default).
         include_background: also report ``_silence_``/``_unknown_`` commands.
-        **recognize_kwargs: average_window_ms, detection_threshold, suppression_ms,
-            minimum_count.
     Returns:
         Detections in time order.
     Raises:
@@ -243,9 +247,9 @@ def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Co
                          f"samples, got shape {audio.shape}")
     raw = frontend.compute_raw(audio, cfg.frontend)  # (frames, F) uint16
     times, scores = stream_scores(frontend.to_int8(raw), tflite_bytes, cfg.frontend,
-                                  arena_size=arena_size)
-    return recognize(times, scores, list(cfg.data.labels),
-                     include_background=include_background, **recognize_kwargs)
+                                  arena_bytes=arena_bytes)
+    return recognize(times, scores, list(cfg.data.labels), cfg.recognize,
+                     include_background=include_background)
 
 
 def stitch_recording(clips, noise: np.ndarray | None = None, gap_ms: int = 1000, *,
@@ -338,30 +342,100 @@ def score_detections(detections, truth, tolerance_ms: int = 1000,
             "recall": hits / n if n else float("nan"), "false_alarms_per_hour": per_hour}
 
 
-def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``kwslab detect``: wav, --model, --config, --arena-size."""
-    parser.add_argument("wav", type=Path, help="16 kHz mono WAV to scan")
-    parser.add_argument("--model", type=Path, required=True, help="int8 .tflite model")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="config JSON saved with the model (default: Config())")
-    parser.add_argument("--arena-size", type=int, default=None, help="TFLM arena bytes")
+# ----------------------------------------------------------------------------- one clip, clip pickers, trials
 
 
-def main_detect(args: argparse.Namespace) -> list[Detection]:
-    """``kwslab detect``: print one line per detection (label, time in ms, score)."""
-    import json
+def classify_audio(audio: np.ndarray, tflite_bytes: bytes, cfg, arena_bytes: int = 200_000) -> dict:
+    """Classify one recording as the board would: 1 s window, features, int8 model in TFLM.
 
-    import soundfile as sf
+    Args:
+        audio: float mono audio in [-1, 1] at cfg.frontend.sample_rate_hz, shape (S,), any
+            length (the loudest clip-long window is kept, shorter audio is zero-padded).
+        tflite_bytes: the int8 model (int8 input (1, T, F, 1), int8 output (1, C)).
+        cfg: the Config the model was trained with (frontend, labels).
+        arena_bytes: TFLM arena bytes.
+    Returns:
+        dict with "label" (str), "index" (int), "scores_int8" (int8 (C,)),
+        "probabilities" (float (C,), the output dequantized with its scale / zero point)
+        and "features" (int8 (T, F)).
+    Raises:
+        ValueError: if audio is not 1-D.
+    """
+    from kwslab import export, frontend
+    from kwslab.colab import fit_clip
 
-    cfg = Config()
-    if args.config is not None:
-        cfg = Config.from_dict(json.loads(Path(args.config).read_text()))
-    audio, sr = sf.read(str(args.wav), dtype="int16", always_2d=False)
-    if sr != cfg.frontend.sample_rate_hz or np.asarray(audio).ndim != 1:
-        raise ValueError(f"{args.wav}: expected mono {cfg.frontend.sample_rate_hz} Hz audio, "
-                         f"got {sr} Hz with shape {np.asarray(audio).shape}")
-    detections = detect_stream(audio, Path(args.model).read_bytes(), cfg,
-                               arena_size=args.arena_size)
-    for d in detections:
-        print(f"{d.label}\t{d.time_ms}\t{d.score}")
-    return detections
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be mono 1-D, got shape {audio.shape}")
+    clip = fit_clip(audio, cfg.frontend.clip_samples)
+    feats = frontend.compute_features(clip, cfg.frontend)  # (T, F) int8
+    scores = export.run_tflm(tflite_bytes, feats[None], arena_bytes=arena_bytes)[0].astype(np.int8)
+    out = export.io_quantization(tflite_bytes)["output"]
+    probs = (scores.astype(np.float64) - out["zero_point"]) * out["scale"] if out["scale"] else scores.astype(np.float64)
+    index = int(np.argmax(scores))
+    return {"label": cfg.data.labels[index], "index": index, "scores_int8": scores,
+            "probabilities": probs, "features": feats}
+
+
+def label_clips(data, data_dir: str | Path, label: str, n: int | None = None) -> list[np.ndarray]:
+    """The first n test-split clips of one label (float audio, 1 s), in test-split order.
+
+    Args:
+        data: kwslab.frontend.FeatureData (its test_names and test_y).
+        data_dir: the Speech Commands folder the names are relative to.
+        label: a word or ``_unknown_`` (``_silence_`` clips have no file).
+        n: how many (None: all).
+    Raises:
+        ValueError: if the label is not one of data.labels or is ``_silence_``.
+    """
+    from kwslab import dataset
+
+    if label not in data.labels or label == "_silence_":
+        raise ValueError(f"label {label!r} must be one of {[l for l in data.labels if l != '_silence_']}")
+    idx = [i for i, y in enumerate(data.test_y) if data.labels[y] == label]
+    return [dataset.read_wav(Path(data_dir) / data.test_names[i]) for i in idx[:n]]
+
+
+def stream_clips(data, data_dir: str | Path, num_keywords: int = 8, num_unknown: int = 2,
+                 seed: int = 0) -> list[tuple[np.ndarray, str]]:
+    """(audio, label) pairs for a stitched recording: keywords (round robin) and unknown words.
+
+    Keywords cycle through the wanted words (test split, each clip used once) until
+    num_keywords are taken or clips run out; num_unknown ``_unknown_`` clips are added and
+    the order is shuffled with seed.
+    """
+    words = [l for l in data.labels if not l.startswith("_")]
+    pools = {w: label_clips(data, data_dir, w) for w in words}
+    picked, k = [], 0
+    while len(picked) < num_keywords and any(k < len(p) for p in pools.values()):
+        for w in words:
+            if len(picked) < num_keywords and k < len(pools[w]):
+                picked.append((pools[w][k], w))
+        k += 1
+    if num_unknown:
+        picked += [(a, "_unknown_") for a in label_clips(data, data_dir, "_unknown_", num_unknown)]
+    order = np.random.default_rng(seed).permutation(len(picked))
+    return [picked[i] for i in order]
+
+
+def trial_table(trials, labels) -> list[dict]:
+    """One row per said word: trials, correct, accuracy and what it was heard as.
+
+    Args:
+        trials: sequence of (said, heard) label pairs.
+        labels: class names (rows follow this order; labels never said are left out).
+    Returns:
+        list of dicts with said, trials, correct, accuracy and heard_as (a label -> count
+        dict, most frequent first).
+    Example: [("yes", "yes"), ("yes", "no"), ("no", "no")] -> yes: 2 trials, 1 correct,
+    0.5, {"yes": 1, "no": 1}; no: 1, 1, 1.0, {"no": 1}.
+    """
+    rows = []
+    for said in labels:
+        heard = [h for s, h in trials if s == said]
+        if not heard:
+            continue
+        correct = sum(h == said for h in heard)
+        rows.append({"said": said, "trials": len(heard), "correct": correct,
+                     "accuracy": correct / len(heard), "heard_as": dict(collections.Counter(heard).most_common())})
+    return rows

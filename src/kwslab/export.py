@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,7 @@ import torch
 from torch import nn
 
 from . import frontend
-from .models import SamePad2d
+from .models import SamePad2d, fold_batchnorm, layer_input_shapes
 
 log = logging.getLogger(__name__)
 
@@ -51,41 +53,19 @@ class ExportError(RuntimeError):
     """The converted model breaks a deploy contract (ops, input quantization, twin mismatch)."""
 
 
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    return tf
+def tensorflow():
+    """The tensorflow module, imported on first use (``import kwslab`` stays light).
 
-
-def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d):
-    """Fold an eval-mode BatchNorm into the conv before it.
-
-    w' = w * g / sqrt(var + eps) (per output channel), b' = (b - mean) * g / sqrt(var + eps) + beta.
-
-    Args:
-        weight: conv weight (C_out, C_in / groups, kh, kw).
-        bias: (C_out,) or None (treated as 0).
-    Returns:
-        (weight', bias') float32 tensors of the same shapes (bias always present).
-    Source: Jacob et al. 2018 (arXiv:1712.05877), Sec. 3.2.
+    Raises:
+        ImportError: naming the package to install when TensorFlow is missing.
     """
-    std = torch.sqrt(bn.running_var + bn.eps)
-    gamma = bn.weight if bn.affine else torch.ones_like(std)
-    beta = bn.bias if bn.affine else torch.zeros_like(std)
-    factor = gamma / std
-    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
-    return weight * factor.reshape(-1, 1, 1, 1), (b - bn.running_mean) * factor + beta
-
-
-def _layer_input_shapes(model: nn.Sequential, input_shape) -> list[tuple[int, ...]]:
-    """Input shape (C, H, W or features) of every layer, from a dry run at batch size 1."""
-    shapes = []
-    x = torch.zeros(1, 1, *input_shape)
-    with torch.no_grad():
-        for layer in model:
-            shapes.append(tuple(x.shape[1:]))
-            x = layer(x)
-    return shapes
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise ImportError("kwslab's export stage needs TensorFlow: pip install tensorflow-cpu "
+                          "(or `pip install -r requirements.txt` for the tested versions)") from e
+    return tf
 
 
 def keras_twin(model: nn.Sequential, input_shape=(49, 40), softmax: bool = True):
@@ -104,12 +84,12 @@ def keras_twin(model: nn.Sequential, input_shape=(49, 40), softmax: bool = True)
     Raises:
         ExportError: for a layer it cannot translate (names it).
     """
-    tf = _tf()
+    tensorflow()  # sets the log level before Keras loads TensorFlow
     import keras
 
     model = model.eval()
     layers = list(model.named_children())
-    in_shapes = _layer_input_shapes(model, input_shape)
+    in_shapes = layer_input_shapes(model, input_shape)
     inputs = keras.Input((*input_shape, 1), batch_size=1, name="features")
     x = inputs
     i, pending_same = 0, None
@@ -230,7 +210,7 @@ def convert_int8(kmodel, calibration: np.ndarray) -> bytes:
     Returns:
         The .tflite flatbuffer bytes.
     """
-    tf = _tf()
+    tf = tensorflow()
     conv = tf.lite.TFLiteConverter.from_keras_model(kmodel)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([c[None]] for c in calibration.astype(np.float32))
@@ -251,7 +231,7 @@ def _quiet_convert(converter) -> bytes:
 
 def convert_float(kmodel) -> bytes:
     """float32 TFLite model (for the size/accuracy comparison in notebook 4)."""
-    return _quiet_convert(_tf().lite.TFLiteConverter.from_keras_model(kmodel))
+    return _quiet_convert(tensorflow().lite.TFLiteConverter.from_keras_model(kmodel))
 
 
 def _litert(tflite: bytes):
@@ -262,10 +242,27 @@ def _litert(tflite: bytes):
     return it
 
 
+def op_names(tflite: bytes) -> list[str]:
+    """Op names of a .tflite model in execution order, duplicates kept.
+
+    Builtin ops by name (``"CONV_2D"``), custom ops by their custom code (``"TFLM_DECODE"``
+    of a LUT-compressed model), read from the flatbuffer.
+
+    Args:
+        tflite: the model flatbuffer.
+    Returns:
+        e.g. ``["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]`` for tiny_conv.
+    Source: tflite-micro ``tensorflow/lite/micro/compression/model_editor.py``.
+    """
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    return [op.custom_code or op.opcode_name
+            for op in model_editor.read(bytes(tflite)).subgraphs[0].operators]
+
+
 def model_ops(tflite: bytes) -> list[str]:
-    """Builtin op names used by a .tflite model, sorted (e.g. ["CONV_2D", "SOFTMAX", ...])."""
-    it = _litert(tflite)
-    return sorted({d["op_name"] for d in it._get_ops_details()})
+    """The distinct op names of a .tflite model, sorted (e.g. ["CONV_2D", "SOFTMAX", ...])."""
+    return sorted(set(op_names(tflite)))
 
 
 def io_quantization(tflite: bytes) -> dict:
@@ -298,11 +295,26 @@ def run_litert(tflite: bytes, x_int8: np.ndarray) -> np.ndarray:
     return np.array(res)
 
 
-def run_tflm(tflite: bytes, x_int8: np.ndarray, arena_size: int = 200_000) -> np.ndarray:
-    """Raw outputs (N, C) of a .tflite model in the TFLite Micro interpreter (board kernels)."""
+def run_tflm(tflite: bytes, x_int8: np.ndarray, arena_bytes: int = 200_000) -> np.ndarray:
+    """Raw outputs of a .tflite model in the TFLite Micro interpreter (the board's kernels).
+
+    One interpreter runs the N inputs one after another (batch size 1, as on the device).
+
+    Args:
+        tflite: the model flatbuffer.
+        x_int8: int8 device features of shape (N, T, F); a float model gets them
+            dequantized (``frontend.to_float``).
+        arena_bytes: tensor arena given to the interpreter, bytes (>= what
+            ``measure_arena_bytes`` reports).
+    Returns:
+        Outputs of shape (N, C), in the model's output dtype (int8 for the deploy model).
+    Raises:
+        RuntimeError: from TFLM if the model does not fit the arena or uses an unknown op.
+    Source: tflite-micro ``python/tflite_micro/runtime.py`` (``Interpreter.from_bytes``).
+    """
     from tflite_micro import runtime
 
-    it = runtime.Interpreter.from_bytes(tflite, arena_size=arena_size)
+    it = runtime.Interpreter.from_bytes(tflite, arena_size=int(arena_bytes))
     detail = it.get_input_details(0)
     res = []
     for x in x_int8:
@@ -332,13 +344,22 @@ def _arena_child(path: str, size: int, mode: str, timeout_s: float = 60) -> subp
                           capture_output=True, text=True, timeout=timeout_s)
 
 
-def arena_bytes(tflite: bytes, max_bytes: int = 1 << 20) -> int:
+def measure_arena_bytes(tflite: bytes, max_bytes: int = 1 << 20) -> int:
     """Smallest tensor arena (bytes) with which the model runs in TFLite Micro.
 
-    Reads TFLM's own ``print_allocations()`` total (child process, generous arena), then
-    confirms that size works and, when it can, that 16 bytes less fails. Falls back to a
-    bisection over child processes if the total cannot be read. Child processes because a
-    too-small arena can abort the interpreter.
+    Reads TFLM's own ``print_allocations()`` total (child process, generous arena) and
+    confirms that this size runs. Falls back to a bisection (16-byte resolution) over child
+    processes if the total cannot be read. Child processes because a too-small arena can
+    abort the interpreter.
+
+    Args:
+        tflite: the model flatbuffer.
+        max_bytes: the largest arena tried.
+    Returns:
+        Arena bytes (tiny_conv yes/no: about 9.5 KB; ds_cnn 12-class: about 72 KB).
+    Raises:
+        ExportError: if the model does not run even with max_bytes.
+    Source: tflite-micro ``RecordingMicroAllocator`` / ``print_allocations``.
     """
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.tflite")
@@ -367,9 +388,9 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     Args:
         model: trained kwslab model (PyTorch, float).
         cfg: its kwslab.config.Config.
-        data: kwslab.train.FeatureData (train bank for calibration, test split for checks).
+        data: kwslab.frontend.FeatureData (train bank for calibration, test split for checks).
         out_dir: where model.tflite, model_float.tflite and the C sources go.
-        deploy_dirs: extra folders for model_data.{h,cc} + model_settings.h (the sketches);
+        deploy_dirs: extra folders for model_data.h, model_data.cpp and model_settings.h (the sketches);
             None writes none.
     Returns:
         dict with tflite_bytes, float_tflite_bytes, ops, input/output quantization,
@@ -419,7 +440,7 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     tflm_pred = run_tflm(tflite, data.test_x).argmax(1)
     timings["tflm"] = time.perf_counter() - t
     t = time.perf_counter()
-    arena = arena_bytes(tflite)
+    arena = measure_arena_bytes(tflite)
     timings["arena"] = time.perf_counter() - t
 
     (out_dir / "model.tflite").write_bytes(tflite)
@@ -427,7 +448,7 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     files = [out_dir / "model.tflite"]
     mean = lambda a: float(np.mean(a)) if len(a) else 0.0  # noqa: E731
     kwargs = dict(input_scale=quant["input"]["scale"], input_zero_point=quant["input"]["zero_point"],
-                  ops=list(dict.fromkeys(firmware.tflite_op_names(tflite))),  # run order
+                  ops=list(dict.fromkeys(op_names(tflite))),  # run order
                   arena_bytes=arena, model_name=model_name)
     files += firmware.write_deploy_files(tflite, cfg, out_dirs=[out_dir], **kwargs)
     if deploy_dirs:
@@ -451,3 +472,118 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     (out_dir / "export.json").write_text(json.dumps(
         {k: v for k, v in report.items() if k != "int8_test_predictions"}, indent=1))
     return report
+
+
+# ----------------------------------------------------------------------------- weight codes and TFLite Micro LUT compression
+
+
+def tflite_weight_codes(tflite: bytes) -> dict[str, np.ndarray]:
+    """int8 weight codes of every conv / fully connected layer of a .tflite model.
+
+    Returns:
+        {layer name (the Keras twin's, i.e. the PyTorch name): int8 array (C, K)}, one row
+        per output channel (the tensor's quantized dimension moved first), in the file's
+        element order (Keras' (kh, kw, in) rather than PyTorch's (in, kh, kw)).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=tflite)
+    out = {}
+    for d in it.get_tensor_details():
+        m = re.search(r"/(\w+?)_\d+/(convolution|depthwise|MatMul)$", d["name"])
+        if not m or np.dtype(d["dtype"]) != np.int8 or ";" in d["name"]:
+            continue
+        axis = d["quantization_parameters"]["quantized_dimension"]
+        codes = np.moveaxis(it.get_tensor(d["index"]), axis, 0)
+        out[m.group(1)] = codes.reshape(codes.shape[0], -1)
+    return out
+
+
+WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1}
+"""Op name -> index of its weight input, the tensors ``lut_spec`` considers."""
+
+
+def lut_spec(tflite: bytes, max_bitwidth: int = 7) -> tuple[list, list[dict]]:
+    """A LUT compression spec for every constant int8 weight tensor that LUT can shrink.
+
+    Per-channel tables along each tensor's quantized dimension (0 for CONV_2D and
+    FULLY_CONNECTED, 3 = last for DEPTHWISE_CONV_2D); the index bit width is the smallest
+    that holds the largest number of distinct values in one channel. A tensor is left out
+    if it needs more than max_bitwidth bits or if compression would not make it smaller.
+
+    Args:
+        tflite: an int8 .tflite model.
+        max_bitwidth: 1..7.
+    Returns:
+        (specs for ``tflite_micro.compression.compress``, rows: one per weight tensor with
+        tensor (index), name, op, shape, distinct_max (per channel), index_bitwidth (None if
+        left out), bytes (int8 data), lut_bytes (indices + value tables; None if left out)).
+    Raises:
+        ValueError: if max_bitwidth is not in 1..7.
+    Source: tflite-micro ``compression/lut.py`` (index packing, value tables of
+        2**bitwidth entries per channel) and ``spec_builder.py``.
+    """
+    from tflite_micro import compression
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor, spec
+
+    if not 1 <= max_bitwidth <= 7:
+        raise ValueError(f"max_bitwidth={max_bitwidth} should be in 1..7")
+    graph = model_editor.read(bytes(tflite)).subgraphs[0]
+    builder, rows, seen = compression.SpecBuilder(), [], set()
+    for op in graph.operators:
+        position = WEIGHT_OPS.get(op.opcode_name)
+        if position is None or len(op.inputs) <= position or op.inputs[position] is None:
+            continue
+        tensor = op.inputs[position]
+        if tensor.index in seen or tensor.buffer is None or not tensor.buffer.data:
+            continue
+        seen.add(tensor.index)
+        array = tensor.array
+        axis = tensor.quantization.axis if tensor.quantization is not None else None
+        channels = (np.moveaxis(array, axis or 0, 0).reshape(array.shape[axis or 0], -1)
+                    if axis is not None else array.reshape(1, -1))
+        distinct = max(len(np.unique(c)) for c in channels)
+        bits = max(1, math.ceil(math.log2(distinct)))
+        lut_bytes = math.ceil(array.size * bits / 8) + len(channels) * 2 ** bits
+        keep = bits <= max_bitwidth and lut_bytes < array.nbytes and array.dtype == np.int8
+        if keep:
+            mode = spec.PerChannel(axis) if axis is not None else spec.PerTensor()
+            builder.add_tensor(0, tensor.index).with_lut(bits, mode)
+        rows.append({"tensor": tensor.index, "name": tensor.name, "op": op.opcode_name,
+                     "shape": tuple(int(s) for s in array.shape), "distinct_max": distinct,
+                     "index_bitwidth": bits if keep else None, "bytes": int(array.nbytes),
+                     "lut_bytes": lut_bytes if keep else None})
+    return builder.build(), rows
+
+
+def lut_compress(tflite: bytes, max_bitwidth: int = 7) -> tuple[bytes, list[dict]]:
+    """TFLite Micro LUT compression of every weight tensor ``lut_spec`` selects.
+
+    The result holds DECODE (custom op ``TFLM_DECODE``) operators that expand each
+    compressed tensor into the arena right before the op that reads it: flash shrinks, the
+    arena grows by the decompressed tensors alive at the peak (or put them in a separate
+    buffer with the interpreter's ``alt_decompression_memory_size``). The pip package's
+    Python interpreter (``tflite_micro.runtime``) runs such models; on a board the
+    TFLM library must be built with compression enabled.
+
+    Returns:
+        (compressed .tflite bytes, the rows of ``lut_spec``).
+    Raises:
+        ValueError: if no tensor can be compressed (the message lists each tensor's
+            distinct values per channel).
+    """
+    from tflite_micro import compression
+
+    specs, rows = lut_spec(tflite, max_bitwidth)
+    if not specs:
+        raise ValueError("no weight tensor has few enough distinct values per channel for LUT "
+                         f"compression (max_bitwidth={max_bitwidth}): "
+                         f"{[(r['name'], r['distinct_max']) for r in rows]}; "
+                         "use cluster_weights first")
+    return bytes(compression.compress(tflite, specs)), rows
+
+
+def zlib_bytes(tflite: bytes) -> int:
+    """Size of the model after zlib (level 9): a rough bound on what an entropy coder of the
+    zeros and repeated values could save (TFLite Micro has no such decoder)."""
+    return len(zlib.compress(bytes(tflite), 9))

@@ -31,14 +31,8 @@ import math
 import re
 from pathlib import Path
 
-from kwslab.config import Config
+from kwslab.config import Config, deploy_dirs
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_DIRS = [
-    REPO_ROOT / "arduino" / "kws_nano33ble",
-    REPO_ROOT / "psoc6" / "kws_psoc6" / "source",
-]
-"""Folders that receive model_data.h/.cpp and model_settings.h."""
 
 FEATURE_VALUE_SCALE = 256
 FEATURE_VALUE_DIV = 666
@@ -172,9 +166,7 @@ def _c_string(s: str) -> str:
 
 def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: int,
                           ops: list[str], arena_bytes: int, model_name: str,
-                          model_sha256: str = "", average_window_ms: int = 1000,
-                          detection_threshold: int = 200, suppression_ms: int = 1500,
-                          minimum_count: int = 3) -> str:
+                          model_sha256: str = "") -> str:
     """Text of ``model_settings.h`` for the device code.
 
     Holds constexprs for the micro frontend (``FrontendConfig`` fields), the feature shape
@@ -186,7 +178,8 @@ def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: 
     (``MicroMutableOpResolver<KWS_OP_COUNT>``) registers exactly the model's ops.
 
     Args:
-        cfg: the config the model was trained with (frontend and labels are used).
+        cfg: the config the model was trained with (frontend, labels and the
+            RecognizeCommands settings ``cfg.recognize`` are used).
         input_scale, input_zero_point: the model input tensor's quantization; must equal
             FEATURE_INPUT_SCALE (relative tolerance INPUT_SCALE_RTOL) and -128.
         ops: TFLite builtin op names of the model (e.g. ``["CONV_2D", "SOFTMAX"]``),
@@ -195,8 +188,6 @@ def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: 
         model_name: free text shown at boot (e.g. ``"tiny_conv yes/no int8"``).
         model_sha256: sha256 of the .tflite (``KWS_MODEL_SETTINGS_SHA256``); "" skips the
             device's compile-time match against model_data.h.
-        average_window_ms, detection_threshold, suppression_ms, minimum_count:
-            RecognizeCommands settings (micro_speech's defaults).
     Returns:
         The header text.
     Raises:
@@ -223,7 +214,7 @@ def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: 
     if model_sha256 and not re.fullmatch(r"[0-9a-f]{64}", model_sha256):
         raise ValueError(f"model_sha256={model_sha256!r} is not 64 lowercase hex digits")
     arena_alloc = arena_bytes_with_margin(arena_bytes)
-    fe = cfg.frontend
+    fe, rc = cfg.frontend, cfg.recognize
     labels = cfg.data.labels
     t, f = fe.num_frames, fe.num_channels
     lo = FEATURE_INPUT_SCALE * (1 - INPUT_SCALE_RTOL)
@@ -290,11 +281,11 @@ static_assert(kInputScale > {_c_float(lo)} && kInputScale < {_c_float(hi)},
 constexpr int kTensorArenaMeasuredBytes = {int(arena_bytes)};
 constexpr int kTensorArenaBytes = {arena_alloc};
 
-// ---- RecognizeCommands (micro_speech defaults) ----
-constexpr int32_t kAverageWindowMs = {int(average_window_ms)};
-constexpr int32_t kDetectionThreshold = {int(detection_threshold)};
-constexpr int32_t kSuppressionMs = {int(suppression_ms)};
-constexpr int32_t kMinimumCount = {int(minimum_count)};
+// ---- RecognizeCommands (RecognizeConfig) ----
+constexpr int32_t kAverageWindowMs = {int(rc.average_window_ms)};
+constexpr int32_t kDetectionThreshold = {int(rc.detection_threshold)};
+constexpr int32_t kSuppressionMs = {int(rc.suppression_ms)};
+constexpr int32_t kMinimumCount = {int(rc.minimum_count)};
 
 // ---- Ops the model uses: the op resolver registers exactly these ----
 #define KWS_OP_COUNT {len(methods)}
@@ -340,26 +331,6 @@ def parse_model_settings(text: str) -> dict:
     return out
 
 
-def tflite_op_names(tflite_bytes: bytes) -> list[str]:
-    """TFLite builtin op names of a model, in execution order (duplicates kept).
-
-    Uses LiteRT's interpreter (``ai_edge_litert``), imported here.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(tflite_bytes))
-    return [d["op_name"] for d in interpreter._get_ops_details()]
-
-
-def tflite_input_quantization(tflite_bytes: bytes) -> tuple[float, int]:
-    """(scale, zero_point) of the model's first input tensor."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(tflite_bytes))
-    scale, zero_point = interpreter.get_input_details()[0]["quantization"]
-    return float(scale), int(zero_point)
-
-
 def write_deploy_files(tflite_bytes: bytes, cfg: Config, *, input_scale: float,
                        input_zero_point: int, ops: list[str], arena_bytes: int,
                        model_name: str, out_dirs: list[Path] | None = None) -> list[Path]:
@@ -369,11 +340,12 @@ def write_deploy_files(tflite_bytes: bytes, cfg: Config, *, input_scale: float,
         tflite_bytes: the int8 .tflite model.
         cfg, input_scale, input_zero_point, ops, arena_bytes, model_name: as in
             :func:`model_settings_header`.
-        out_dirs: target folders (created if missing); default :data:`DEPLOY_DIRS`.
+        out_dirs: target folders (created if missing); default ``config.DEPLOY_DIRS``.
     Returns:
         The written paths, three per folder.
     Raises:
         ValueError: as :func:`model_settings_header` and :func:`c_array_source`.
+        FileNotFoundError: out_dirs None outside a repository checkout.
     """
     header, source = c_array_source(tflite_bytes)
     settings = model_settings_header(cfg, input_scale=input_scale,
@@ -381,7 +353,7 @@ def write_deploy_files(tflite_bytes: bytes, cfg: Config, *, input_scale: float,
                                      arena_bytes=arena_bytes, model_name=model_name,
                                      model_sha256=model_sha256(tflite_bytes))
     written = []
-    for d in (DEPLOY_DIRS if out_dirs is None else out_dirs):
+    for d in (deploy_dirs() if out_dirs is None else out_dirs):
         d = Path(d)
         d.mkdir(parents=True, exist_ok=True)
         for fname, text in (("model_data.h", header), ("model_data.cpp", source),
@@ -402,8 +374,10 @@ def build_placeholder_tflite(cfg: Config, seed: int = 0) -> bytes:
     the export stage overwrites it with a trained model.
     """
     import numpy as np
-    import tensorflow as tf
 
+    from kwslab import export
+
+    tf = export.tensorflow()
     tf.keras.utils.set_random_seed(seed)
     t, f = cfg.frontend.feature_shape
     inputs = tf.keras.Input((t, f, 1), batch_size=1)
@@ -414,17 +388,43 @@ def build_placeholder_tflite(cfg: Config, seed: int = 0) -> bytes:
     model = tf.keras.Model(inputs, tf.keras.layers.Softmax()(x))
     top = 255 * FEATURE_INPUT_SCALE
 
-    def representative():
-        rng = np.random.default_rng(seed)
-        for _ in range(8):
-            a = rng.uniform(0, top, (1, t, f, 1)).astype(np.float32)
-            a.flat[0], a.flat[1] = 0.0, top
-            yield [a]
+    rng = np.random.default_rng(seed)
+    calibration = rng.uniform(0, top, (8, t, f, 1)).astype(np.float32)  # (N, T, F, 1)
+    calibration[:, 0, 0, 0], calibration[:, 0, 1, 0] = 0.0, top
+    return export.convert_int8(model, calibration)
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
+
+# ----------------------------------------------------------------------------- board profile lines
+
+
+_PROFILE_LINE = re.compile(r"profile_us\s+(.*)")
+
+
+def parse_profile(text: str) -> dict[str, float] | None:
+    """Mean of each field over the ``profile_us ...`` lines the sketch prints (KWS_PROFILE 1).
+
+    A line looks like ``profile_us capture=812 features=1520 invoke=9030 post=40
+    dropped_strides=0`` (microseconds averaged over 50 inferences; see arduino/README.md).
+
+    Returns:
+        dict field -> mean over the lines (e.g. {"capture": 812.0, "invoke": 9030.0, ...}),
+        or None if text has no such line.
+    Raises:
+        ValueError: if a profile line holds a field that is not ``name=number``.
+    """
+    values: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        m = _PROFILE_LINE.search(line)
+        if not m:
+            continue
+        for item in m.group(1).split():
+            name, sep, number = item.partition("=")
+            try:
+                values.setdefault(name, []).append(float(number))
+            except ValueError:
+                raise ValueError(f"profile line {line.strip()!r}: field {item!r} is not "
+                                 "name=number") from None
+            if not sep:
+                raise ValueError(f"profile line {line.strip()!r}: field {item!r} is not "
+                                 "name=number")
+    return {k: sum(v) / len(v) for k, v in values.items()} or None

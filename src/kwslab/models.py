@@ -110,6 +110,9 @@ class DSCNN(KWSModel):
 
     def __init__(self, num_classes: int, input_shape: tuple[int, int] = (49, 40),
                  dropout: float = 0.2, channels: int = 64, num_blocks: int = 4):
+        if not 0 <= 2 * dropout < 1:
+            raise ValueError(f"DSCNN dropout={dropout}: the layer before pooling drops "
+                             f"2 * dropout, so dropout must be in [0, 0.5)")
         kernel, stride = (10, 4), 2
         out_h, out_w = math.ceil(input_shape[0] / stride), math.ceil(input_shape[1] / stride)
         layers: list[tuple[str, nn.Module]] = [
@@ -139,6 +142,45 @@ class DSCNN(KWSModel):
         self.input_shape = tuple(input_shape)
 
 
+def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d):
+    """Fold an eval-mode BatchNorm into the conv before it.
+
+    w' = w * g / sqrt(var + eps) (per output channel), b' = (b - mean) * g / sqrt(var + eps) + beta.
+
+    Args:
+        weight: conv weight (C_out, C_in / groups, kh, kw).
+        bias: (C_out,) or None (treated as 0).
+    Returns:
+        (weight', bias') float32 tensors of the same shapes (bias always present).
+    Source: Jacob et al. 2018 (arXiv:1712.05877), Sec. 3.2.
+    """
+    std = torch.sqrt(bn.running_var + bn.eps)
+    gamma = bn.weight if bn.affine else torch.ones_like(std)
+    beta = bn.bias if bn.affine else torch.zeros_like(std)
+    factor = gamma / std
+    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
+    return weight * factor.reshape(-1, 1, 1, 1), (b - bn.running_mean) * factor + beta
+
+
+def layer_input_shapes(model: nn.Sequential, input_shape) -> list[tuple[int, ...]]:
+    """Input shape of every layer of a flat model, from a dry run at batch size 1.
+
+    Args:
+        model: a flat kwslab model.
+        input_shape: (T, F) = (49, 40).
+    Returns:
+        One shape per layer, without the batch axis: (C, H, W) before Flatten, (features,)
+        after; e.g. tiny_conv: (1, 49, 40), (1, 58, 46), (8, 25, 20), ... (4000,).
+    """
+    shapes = []
+    x = torch.zeros(1, 1, *input_shape)
+    with torch.no_grad():
+        for layer in model:
+            shapes.append(tuple(x.shape[1:]))
+            x = layer(x)
+    return shapes
+
+
 MODELS: dict[str, type[KWSModel]] = {"tiny_conv": TinyConv, "ds_cnn": DSCNN}
 """Model registry: name -> class taking (num_classes, input_shape, dropout)."""
 
@@ -147,8 +189,17 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, int] = (49,
                 dropout: float | None = None) -> KWSModel:
     """Build a model by registry name.
 
+    Args:
+        name: a key of MODELS ("tiny_conv", "ds_cnn").
+        num_classes: C, the output logits.
+        input_shape: (T, F) = (49, 40) features per clip.
+        dropout: dropout probability; None uses the model's default (tiny_conv 0.5,
+            ds_cnn 0.2; DS-CNN drops 2 * dropout before pooling).
+    Returns:
+        The model, mapping float32 (N, 1, T, F) (or (N, T, F)) to logits (N, C).
     Raises:
         KeyError: if name is not in MODELS (the message lists the names).
+        ValueError: for a DS-CNN dropout outside [0, 0.5).
     """
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")

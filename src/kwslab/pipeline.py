@@ -8,38 +8,40 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from .config import Config, deploy_dirs
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_DIRS = (REPO_ROOT / "arduino" / "kws_nano33ble", REPO_ROOT / "psoc6" / "kws_psoc6" / "source")
 
-
-def run(cfg: Config = Config(), data_dir=None, out_dir: str | Path = "runs/default", *,
+def run(cfg: Config = Config.for_model(), data_dir=None, out_dir: str | Path = "runs/default", *,
         cache_dir: str | Path | None = ".cache/features", deploy: bool = False,
         num_augmented: int = 8, progress: bool = True) -> dict:
     """Train and export one model; return (and write) the report.
 
+    Steps: ``frontend.prepare_features`` -> ``train_model`` -> ``train.evaluate`` ->
+    ``export.export`` -> ``write_report``.
+
     Args:
-        cfg: the pipeline config (model, words, epochs, seed ...).
+        cfg: the pipeline config (``Config.for_model(name, words)`` for a model's recipe).
         data_dir: Speech Commands folder (see dataset.find_data_dir for the search order).
         out_dir: run folder, created if needed.
         cache_dir: feature cache (None: none).
         deploy: also write the C model and settings into arduino/ and psoc6/.
         num_augmented: augmented copies per training clip.
+        progress: tqdm bars.
     Returns:
         The report dict (also report.json); see README for its keys.
+    Raises:
+        FileNotFoundError, dataset.DataError: a missing data folder or a bad clip (named).
+        export.ExportError: the converted model breaks a deploy contract.
+        FileNotFoundError: deploy outside a repository checkout.
     """
-    import torch
-
-    from . import export, models, plots, train
+    from . import export, frontend, train
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -47,11 +49,35 @@ def run(cfg: Config = Config(), data_dir=None, out_dir: str | Path = "runs/defau
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    data = train.prepare_features(cfg, data_dir, cache_dir=cache_dir, num_augmented=num_augmented,
-                                  progress=progress)
+    data = frontend.prepare_features(cfg, data_dir, cache_dir=cache_dir,
+                                     num_augmented=num_augmented, progress=progress)
     timings["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    model, hist = train_model(cfg, data, out_dir, progress=progress)
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    evaluation = train.evaluate(model, data)
+    timings["evaluate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    exp = export.export(model, cfg, data, out_dir, deploy_dirs=deploy_dirs() if deploy else None,
+                        model_name=cfg.model.name, progress=progress)
+    timings["export"] = time.perf_counter() - t
+    return write_report(out_dir, cfg, model, data, hist, evaluation, exp, timings, t_start)
+
+
+def train_model(cfg: Config, data, out_dir: Path, *, progress: bool = True):
+    """Build the model of cfg (seeded with cfg.train.seed), train it, save checkpoint + history.
+
+    Returns:
+        (model on the CPU in eval mode, train.History).
+    """
+    import torch
+
+    from . import models, train
+
     torch.manual_seed(cfg.train.seed)
     model = models.build_model(cfg.model.name, cfg.data.num_classes, cfg.frontend.feature_shape,
                                cfg.model.dropout)
@@ -60,16 +86,13 @@ def run(cfg: Config = Config(), data_dir=None, out_dir: str | Path = "runs/defau
     model = model.to("cpu").eval()
     hist.save(out_dir / "history.json")
     train.save_checkpoint(out_dir / "checkpoint.pt", model, cfg, hist)
-    timings["train"] = time.perf_counter() - t
+    return model, hist
 
-    t = time.perf_counter()
-    evaluation = train.evaluate(model, data)
-    timings["evaluate"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    exp = export.export(model, cfg, data, out_dir, deploy_dirs=DEPLOY_DIRS if deploy else None,
-                        model_name=cfg.model.name, progress=progress)
-    timings["export"] = time.perf_counter() - t
+def write_report(out_dir: Path, cfg: Config, model, data, hist, evaluation: dict, exp: dict,
+                 timings: dict, t_start: float) -> dict:
+    """Plots, report.json, config.json and report.md of a run; returns the report dict."""
+    from . import plots, train
 
     int8_pred = np.array(exp.pop("int8_test_predictions"), np.int64)
     int8_eval = train.accuracy_report(data.test_y, int8_pred, data.labels)
@@ -161,15 +184,21 @@ def report_markdown(r: dict, labels) -> str:
     return "\n".join(lines)
 
 
-def ensure_checkpoint(run_dir: str | Path, cfg: Config = Config(), data_dir=None, *,
+def ensure_checkpoint(run_dir: str | Path, cfg: Config = Config.for_model(), data_dir=None, *,
                       cache_dir: str | Path | None = ".cache/features", progress: bool = True):
     """Load ``<run_dir>/checkpoint.pt`` (notebook 3's), training it with ``run`` if missing.
 
     Notebooks 4-6 start from notebook 3's model; run on their own (CI, a fresh Colab) they
-    train one first with cfg (pass a small cfg for a smoke run).
+    train one first with cfg (``Config.for_model(smoke=True)`` for a smoke run).
 
+    Args:
+        run_dir: the run folder of the checkpoint.
+        cfg: the config to train with when there is no checkpoint (ignored otherwise).
+        data_dir, cache_dir, progress: as ``run``.
     Returns:
         (model in eval mode, its Config, checkpoint dict) as train.load_checkpoint.
+    Raises:
+        As ``run`` when it has to train.
     """
     from . import train
 

@@ -190,3 +190,149 @@ def save(fig_or_ax, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- features, streaming, quantization
+
+
+def plot_feature_mapping(raw_max: int = 700, scale: float | None = None,
+                         zero_point: int | None = None, axes=None):
+    """Two panels: device int8 vs raw, and int8 vs the training feature with the affine line.
+
+    Returns:
+        The array of two matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 4))
+    from . import frontend
+
+    scale = frontend.INPUT_SCALE if scale is None else scale
+    zero_point = frontend.INPUT_ZERO_POINT if zero_point is None else zero_point
+    m = frontend.feature_mapping(np.arange(raw_max + 1), scale, zero_point)
+    ax = axes[0]
+    ax.step(m["raw"], m["device_int8"], where="post", lw=1, label="((raw*256)+333)//666 - 128")
+    ax.axhline(127, color="gray", ls=":", lw=0.8)
+    ax.set(title="Device int8 feature vs raw frontend output", xlabel="raw frontend output (uint16 units)",
+           ylabel="int8 feature (steps)")
+    ax.legend(loc="lower right")
+    ax = axes[1]
+    ax.plot(m["float"], m["device_int8"], ".", ms=2, label="device int8")
+    f = np.linspace(0, m["float"].max(), 200)
+    ax.plot(f, np.clip(f / scale + zero_point, -128, 127), lw=0.8, color="C1",
+            label=f"f / {scale:.5f} + ({zero_point})")
+    ax.set(title="int8 = round(f / scale) + zero_point", xlabel="training feature f = raw*10/256 (unitless)",
+           ylabel="int8 feature (steps)")
+    ax.legend(loc="lower right")
+    return axes
+
+
+def plot_timeline(audio_int16: np.ndarray, times_ms, scores, labels, truth, detections, *,
+                  sample_rate_hz: int = 16_000, threshold: int = 200, average_window_ms: int = 1000,
+                  axes=None):
+    """Waveform with true keyword spans, averaged scores per class, threshold and detections.
+
+    The score panel shows each class's (score + 128) averaged over the last
+    average_window_ms (what RecognizeCommands compares with the threshold; its minimum-count
+    rule is ignored here).
+
+    Args:
+        audio_int16: the recording, int16 (S,).
+        times_ms, scores: ``detect.stream_scores`` output: (K,) window end times, int8 (K, C).
+        labels: the C class names.
+        truth: detect.Keyword items; detections: detect.Detection items.
+    Returns:
+        The array of two matplotlib Axes (shared time axis in s).
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(2, 1, figsize=(13, 5.5), sharex=True)
+    times_ms = np.asarray(times_ms)
+    shifted = np.asarray(scores).astype(np.int64) + 128  # 0..255
+    avg = np.empty(shifted.shape, np.float64)
+    for k, t in enumerate(times_ms):
+        keep = (times_ms[:k + 1] >= t - average_window_ms)
+        avg[k] = shifted[:k + 1][keep].mean(axis=0)
+    colors = {lab: f"C{i}" for i, lab in enumerate(labels)}
+    ax = axes[0]
+    audio = np.asarray(audio_int16, np.float32) / 32768.0
+    ax.plot(np.arange(len(audio)) / sample_rate_hz, audio, lw=0.4, color="gray")
+    for kw in truth:
+        ax.axvspan(kw.start_ms / 1000, kw.end_ms / 1000, color=colors.get(kw.label, "k"), alpha=0.2)
+        ax.text(kw.start_ms / 1000, 0.9, kw.label, fontsize=8, va="top")
+    ax.set(title="Stitched recording: true keyword spans (shaded)", ylabel="amplitude (full scale)",
+           ylim=(-1, 1))
+    ax = axes[1]
+    for c, lab in enumerate(labels):
+        ax.plot(times_ms / 1000, avg[:, c], lw=1, color=colors[lab], label=lab.strip("_"))  # "_x" hides a legend entry
+    ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold}")
+    for d in detections:
+        ax.plot(d.time_ms / 1000, d.score, "v", ms=9, color=colors.get(d.label, "k"), mec="k")
+        ax.text(d.time_ms / 1000, d.score + 6, d.label, fontsize=8, ha="center")
+    ax.set(title=f"Scores averaged over {average_window_ms} ms (triangles: detections)",
+           xlabel="time (s)", ylabel="score + 128 (0..255)", ylim=(0, 275))
+    ax.legend(loc="upper right", ncol=len(labels) + 1, fontsize=8)
+    return axes
+
+
+def plot_accuracy_vs_bits(rows: list[dict], float_accuracy: dict, ax=None,
+                          title: str = "Accuracy against bit-width"):
+    """PTQ and QAT test (solid) and validation (dashed) accuracy, float baselines as lines.
+
+    Args:
+        rows: rows of ptq_sweep / qat_sweep.
+        float_accuracy: {"val_accuracy", "test_accuracy"} of the float model.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    colors = {"PTQ": "tab:orange", "QAT": "tab:blue"}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["num_bits"])
+        b = [r["num_bits"] for r in rs]
+        c = colors.get(method)
+        ax.plot(b, [100 * r["test_accuracy"] for r in rs], "o-", color=c, label=f"{method} test")
+        ax.plot(b, [100 * r["val_accuracy"] for r in rs], "s--", color=c, alpha=0.6,
+                label=f"{method} validation")
+    ax.axhline(100 * float_accuracy["test_accuracy"], color="black", lw=1,
+               label="float test")
+    ax.axhline(100 * float_accuracy["val_accuracy"], color="gray", lw=1, ls="--",
+               label="float validation")
+    all_bits = sorted({r["num_bits"] for r in rows})
+    ax.set_xticks(all_bits)
+    ax.set(title=title, xlabel="bit-width of weights and activations (bits)",
+           ylabel="accuracy (%)", ylim=(0, 102))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_weight_histograms(weights: dict[str, np.ndarray], ax=None, bins: int = 80,
+                           title: str = "Weights before and after quantization"):
+    """Histograms of weight sets on shared axes.
+
+    A set with at most 256 distinct values (a quantized one) is drawn as one stem per grid
+    value, the others as a histogram with ``bins`` bins.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    lo = min(float(w.min()) for w in weights.values())
+    hi = max(float(w.max()) for w in weights.values())
+    edges = np.linspace(lo, hi, bins + 1)
+    for i, (name, w) in enumerate(weights.items()):
+        values, counts = np.unique(w, return_counts=True)
+        color = f"C{i}"
+        if len(values) <= 256:
+            ax.vlines(values, 0, counts, color=color, lw=2, alpha=0.8,
+                      label=f"{name} ({len(values)} values)")
+            ax.plot(values, counts, "o", color=color, ms=3)
+        else:
+            ax.hist(w, bins=edges, color=color, alpha=0.4, label=name)
+    ax.set(title=title, xlabel="weight value", ylabel="count (weights)")
+    ax.legend(fontsize=8)
+    return ax

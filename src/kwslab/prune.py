@@ -149,8 +149,14 @@ def apply_global_magnitude_pruning(model: nn.Module, sparsity: float,
     ``torch.nn.utils.prune.custom_from_mask(module, "weight", mask)``: the module gets a
     parameter ``weight_orig``, a buffer ``weight_mask`` and a forward pre-hook that sets
     ``weight = weight_orig * weight_mask``, so the pruned weights stay zero through any
-    training loop. Call ``remove_pruning_reparam`` before export. If a module was pruned
-    before, its ``weight_mask`` becomes the product of the old and the new mask.
+    training loop. Call ``remove_pruning_reparam`` before export.
+
+    Re-pruning: a module pruned before is scored by its current ``weight`` (= weight_orig *
+    weight_mask, so its pruned weights score 0 and count among the smallest), and
+    ``custom_from_mask`` makes its ``weight_mask`` the product of the old and the new mask.
+    The returned masks are the masks in effect after the call (that product, as bool), the
+    same as ``module.weight_mask.bool()``; for a module pruned for the first time that is
+    the new mask.
 
     Example: Linear weights [[4, -1], [3, 0.5]] and [[-0.2, 0.3]] at sparsity 0.5:
     round(0.5 * 6) = 3 pruned, the 3 smallest |w| (0.2, 0.3, 0.5) -> masks
@@ -167,8 +173,8 @@ def apply_global_magnitude_pruning(model: nn.Module, sparsity: float,
         sparsity: fraction of the selected weights to prune, in [0, 1].
         layer_types: module types whose ``weight`` is pruned.
     Returns:
-        dict module name (as in ``model.named_modules()``) -> bool keep-mask of its weight's
-        shape.
+        dict module name (as in ``model.named_modules()``) -> bool keep-mask in effect, of
+        its weight's shape (a new tensor, not torch's float ``weight_mask`` itself).
     Raises:
         ValueError: if sparsity is not in [0, 1] or the model has no layer of layer_types.
     Source: Han et al. 2015; torch ``prune.global_unstructured`` (which uses the same
@@ -185,7 +191,7 @@ def apply_global_magnitude_pruning(model: nn.Module, sparsity: float,
     masks = {name: piece.view_as(m.weight) for (name, m), piece in zip(layers, pieces)}
     for name, m in layers:
         prune.custom_from_mask(m, "weight", masks[name])
-    return masks
+    return {name: m.weight_mask.bool() for name, m in layers}  # product with any old mask
     ### END SOLUTION
 
 
@@ -194,17 +200,22 @@ def apply_layerwise_pruning(model: nn.Module, sparsities: Mapping[str, float]
     """Prune each named layer's weight to its own sparsity (unstructured, by |w|).
 
     Layers not named in ``sparsities`` are left alone. Masks are applied exactly as in
-    ``apply_global_magnitude_pruning`` (``prune.custom_from_mask``), so they persist.
+    ``apply_global_magnitude_pruning`` (``prune.custom_from_mask``), so they persist, and
+    re-pruning works the same way: a pruned layer is scored by its current ``weight``, its
+    ``weight_mask`` becomes the product of the old and the new mask, and that product is
+    what is returned. A sparsity of 1 (int or float) prunes the whole layer: it is a
+    fraction, never torch's integer count.
 
     Hints:
       1. For each (name, sparsity): ``magnitude_prune_mask(module.weight, sparsity)``.
       2. Apply it with ``prune.custom_from_mask(module, "weight", mask)``.
+      3. Return ``module.weight_mask.bool()`` for each name (the mask in effect).
 
     Args:
         model: any nn.Module.
         sparsities: module name (as in ``model.named_modules()``) -> sparsity in [0, 1].
     Returns:
-        dict module name -> bool keep-mask of its weight's shape.
+        dict module name -> bool keep-mask in effect, of its weight's shape.
     Raises:
         KeyError: if a name is not a module of the model (the message lists the names).
         ValueError: if the module has no weight tensor or a sparsity is not in [0, 1].
@@ -222,8 +233,8 @@ def apply_layerwise_pruning(model: nn.Module, sparsities: Mapping[str, float]
     masks = {}
     for name, sparsity in sparsities.items():
         module = modules[name]
-        masks[name] = magnitude_prune_mask(module.weight, sparsity)
-        prune.custom_from_mask(module, "weight", masks[name])
+        prune.custom_from_mask(module, "weight", magnitude_prune_mask(module.weight, sparsity))
+        masks[name] = module.weight_mask.bool()  # product with any old mask
     return masks
     ### END SOLUTION
 
@@ -403,37 +414,38 @@ def channel_importance(module: nn.Module, norm: str = "l2") -> torch.Tensor:
     ### END SOLUTION
 
 
-def channels_to_keep(importance: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Indices of the channels that survive pruning the fraction ``ratio`` of C channels.
+def channels_to_keep(importance: torch.Tensor, channel_sparsity: float) -> torch.Tensor:
+    """Indices of the channels that survive removing the fraction ``channel_sparsity`` of C.
 
-    keep = max(1, round(C * (1 - ratio))) channels with the largest importance (Python's
-    ``round``, half to even; at least one channel survives). Ties are broken by index order
-    (a stable descending sort: among equal importances the lower index is kept). The
-    indices are returned in ascending order, so the surviving channels keep their order.
-    Example: importance [0.5, 3, 1, 2, 0.1, 4, 2.5, 0.2], ratio 0.5 -> keep round(4.0) = 4
-    -> the channels of importance 4, 3, 2.5, 2 -> [1, 3, 5, 6]. C = 64, ratio 0.3 ->
-    keep round(44.8) = 45; C = 10, ratio 0.75 -> keep round(2.5) = 2.
+    keep = max(1, round(C * (1 - channel_sparsity))) channels with the largest importance
+    (Python's ``round``, half to even; at least one channel survives). Ties are broken by
+    index order (a stable descending sort: among equal importances the lower index is kept).
+    The indices are returned in ascending order, so the surviving channels keep their order.
+    Example: importance [0.5, 3, 1, 2, 0.1, 4, 2.5, 0.2], channel_sparsity 0.5 -> keep
+    round(4.0) = 4 -> the channels of importance 4, 3, 2.5, 2 -> [1, 3, 5, 6]. C = 64,
+    channel_sparsity 0.3 -> keep round(44.8) = 45; C = 10, channel_sparsity 0.75 -> keep
+    round(2.5) = 2.
 
     Hints:
-      1. ``num_keep = max(1, round(C * (1 - ratio)))``.
+      1. ``num_keep = max(1, round(C * (1 - channel_sparsity)))``.
       2. ``torch.sort(importance, descending=True, stable=True)``; take the first num_keep
          indices and sort them.
 
     Args:
         importance: float tensor (C,), larger = more important.
-        ratio: fraction of channels to remove, in [0, 1].
+        channel_sparsity: fraction of channels to remove, in [0, 1].
     Returns:
         int64 tensor (keep,), ascending channel indices.
     Raises:
-        ValueError: if ratio is not in [0, 1] or importance is not 1-D and non-empty.
+        ValueError: if channel_sparsity is not in [0, 1] or importance is not 1-D and non-empty.
     Source: Li et al. 2017 (arXiv:1608.08710); MIT 6.5940 Lab 1 ``get_num_channels_to_keep``.
     """
-    _check_fraction(ratio, "ratio")
+    _check_fraction(channel_sparsity, "channel_sparsity")
     if importance.dim() != 1 or importance.numel() == 0:
         raise ValueError(f"importance should be a non-empty 1-D tensor, got shape "
                          f"{tuple(importance.shape)}")
     ### BEGIN SOLUTION
-    num_keep = max(1, round(importance.numel() * (1 - ratio)))
+    num_keep = max(1, round(importance.numel() * (1 - channel_sparsity)))
     order = torch.sort(importance, descending=True, stable=True).indices
     return torch.sort(order[:num_keep]).values
     ### END SOLUTION
@@ -449,7 +461,8 @@ def slice_conv2d(conv: nn.Conv2d, out_keep: torch.Tensor | None = None,
     channel per group, channel c feeding output c only: it keeps the same channels on both
     sides (pass either index set), its weight (C, 1, kh, kw) -> (keep, 1, kh, kw), and its
     ``groups`` becomes the number of kept channels. Only ordinary (groups == 1) and
-    depthwise convs are supported.
+    depthwise convs are supported. The new layer has conv's device and dtype and is in
+    conv's train/eval mode.
 
     Hints:
       1. Slice the weight ``w`` and bias ``b`` (None without bias) at ``out_keep``.
@@ -463,7 +476,7 @@ def slice_conv2d(conv: nn.Conv2d, out_keep: torch.Tensor | None = None,
         out_keep: int64 (k_out,) output channel indices, or None.
         in_keep: int64 (k_in,) input channel indices, or None.
     Returns:
-        a new nn.Conv2d on conv's device.
+        a new nn.Conv2d (conv's device, dtype and train/eval mode).
     Raises:
         ValueError: for grouped convs that are not depthwise, or a depthwise conv given two
             different index sets.
@@ -495,23 +508,35 @@ def slice_conv2d(conv: nn.Conv2d, out_keep: torch.Tensor | None = None,
 
 def _new_conv2d(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None,
                 groups: int) -> nn.Conv2d:
-    """A Conv2d like ``conv`` (kernel, stride, padding, dilation) holding weight and bias."""
+    """A Conv2d like ``conv`` (kernel, stride, padding, dilation, device, dtype, train/eval
+    mode) holding weight and bias."""
     new = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], conv.kernel_size, conv.stride,
-                    conv.padding, conv.dilation, groups, bias=bias is not None)
+                    conv.padding, conv.dilation, groups, bias=bias is not None,
+                    device=conv.weight.device, dtype=conv.weight.dtype)
     new.weight.data.copy_(weight)
     if bias is not None:
         new.bias.data.copy_(bias)
-    return new.to(conv.weight.device)
+    return new.train(conv.training)
+
+
+def _factory(module: nn.Module) -> dict:
+    """{"device": ..., "dtype": ...} of module's first floating-point tensor ({} if none)."""
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.is_floating_point():
+            return {"device": t.device, "dtype": t.dtype}
+    return {}
 
 
 def slice_batchnorm2d(bn: nn.BatchNorm2d, keep: torch.Tensor) -> nn.BatchNorm2d:
     """A new BatchNorm2d for the channels ``keep``: gamma, beta, running_mean, running_var.
 
     eps, momentum, affine, track_running_stats and num_batches_tracked are copied, so in
-    eval mode new(x[:, keep]) == bn(x)[:, keep].
+    eval mode new(x[:, keep]) == bn(x)[:, keep]. The new layer has bn's device and dtype
+    (``factory``) and is in bn's train/eval mode (the line after the block sets it).
 
     Hints:
-      1. ``nn.BatchNorm2d(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats)``.
+      1. ``nn.BatchNorm2d(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
+         **factory)``.
       2. Copy ``weight``, ``bias`` (if affine) and ``running_mean``, ``running_var`` (if
          tracked) at ``keep``, and ``num_batches_tracked``.
 
@@ -519,18 +544,20 @@ def slice_batchnorm2d(bn: nn.BatchNorm2d, keep: torch.Tensor) -> nn.BatchNorm2d:
         bn: the layer to slice (not modified).
         keep: int64 (k,) channel indices.
     Returns:
-        a new nn.BatchNorm2d with k features, on keep's device.
+        a new nn.BatchNorm2d with k features (bn's device, dtype and train/eval mode).
     Source: Liu et al. 2017 (arXiv:1708.06519); MIT 6.5940 Lab 1 ``channel_prune``.
     """
+    factory = _factory(bn)
     ### BEGIN SOLUTION
-    new = nn.BatchNorm2d(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    new = nn.BatchNorm2d(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
+                         **factory)
     for name in ("weight", "bias", "running_mean", "running_var"):
         if getattr(bn, name) is not None:
             getattr(new, name).data.copy_(getattr(bn, name).detach()[keep])
     if bn.track_running_stats:
         new.num_batches_tracked.copy_(bn.num_batches_tracked)
-    return new.to(keep.device)
     ### END SOLUTION
+    return new.train(bn.training)
 
 
 def slice_linear_inputs(linear: nn.Linear, keep: torch.Tensor,
@@ -541,7 +568,8 @@ def slice_linear_inputs(linear: nn.Linear, keep: torch.Tensor,
     c*H*W .. c*H*W + H*W - 1 ((C, H, W) order), so features_per_channel = H*W and
     in_features = C * H*W. Example: C = 3, H*W = 2, keep [0, 2] -> input features
     [0, 1, 4, 5]. After global average pooling H*W = 1: one feature per channel.
-    Output features, the bias and dtype are unchanged.
+    Output features and the bias are unchanged; the new layer has linear's device and dtype
+    (``factory``) and is in linear's train/eval mode (the line after the block sets it).
 
     Hints:
       1. Feature index of (channel c, position j) = c * features_per_channel + j.
@@ -553,7 +581,8 @@ def slice_linear_inputs(linear: nn.Linear, keep: torch.Tensor,
         keep: int64 (k,) channel indices, ascending.
         features_per_channel: H*W of the flattened activation, >= 1.
     Returns:
-        a new nn.Linear(k * features_per_channel, linear.out_features).
+        a new nn.Linear(k * features_per_channel, linear.out_features) (linear's device,
+        dtype and train/eval mode).
     Raises:
         ValueError: if in_features is not a multiple of features_per_channel.
     Source: MIT 6.5940 Lab 1 (channel pruning ends at the classifier's input).
@@ -561,15 +590,16 @@ def slice_linear_inputs(linear: nn.Linear, keep: torch.Tensor,
     if features_per_channel < 1 or linear.in_features % features_per_channel:
         raise ValueError(f"in_features={linear.in_features} is not a multiple of "
                          f"features_per_channel={features_per_channel}")
+    factory = _factory(linear)
     ### BEGIN SOLUTION
     offsets = torch.arange(features_per_channel, device=keep.device)
     columns = (keep[:, None] * features_per_channel + offsets[None, :]).flatten()  # (k*HW,)
-    new = nn.Linear(len(columns), linear.out_features, bias=linear.bias is not None)
+    new = nn.Linear(len(columns), linear.out_features, bias=linear.bias is not None, **factory)
     new.weight.data.copy_(linear.weight.detach()[:, columns])
     if linear.bias is not None:
         new.bias.data.copy_(linear.bias.detach())
-    return new.to(linear.weight.device)
     ### END SOLUTION
+    return new.train(linear.training)
 
 
 def copy_model(model: nn.Module) -> nn.Module:
@@ -605,14 +635,17 @@ def _layer_input_shapes(model: nn.Sequential, input_shape: tuple[int, ...]
     return shapes
 
 
-def prune_channels(model: nn.Sequential, ratio: float, norm: str = "l2") -> nn.Sequential:
-    """A physically smaller copy of a flat model with the fraction ``ratio`` of channels removed.
+def prune_channels(model: nn.Sequential, channel_sparsity: float, norm: str = "l2"
+                   ) -> nn.Sequential:
+    """A physically smaller copy of a flat model with the fraction ``channel_sparsity`` of
+    channels removed.
 
     Walks the layers in order (the model must be a flat ``nn.Sequential`` with an
     ``input_shape`` (T, F) attribute, like ``kwslab.models.TinyConv`` and ``DSCNN``):
       * every ordinary Conv2d that some later Conv2d or Linear reads keeps
-        ``channels_to_keep(channel_importance(conv, norm), ratio)`` output channels (the
-        last conv or linear layer, whose outputs are the logits, is never pruned);
+        ``channels_to_keep(channel_importance(conv, norm), channel_sparsity)`` output
+        channels (the last conv or linear layer, whose outputs are the logits, is never
+        pruned);
       * a BatchNorm2d keeps the current channels (``slice_batchnorm2d``);
       * a depthwise Conv2d follows its input: same channels, groups = kept count;
       * the next ordinary Conv2d drops those input channels;
@@ -627,22 +660,22 @@ def prune_channels(model: nn.Sequential, ratio: float, norm: str = "l2") -> nn.S
     reparametrizations on the input model are read through ``module.weight``; the result
     has plain parameters. The input model is not modified.
 
-    Example: tiny_conv (8 filters, 4 classes), ratio 0.5: 4 filters, conv 4*80 + 4 = 324
+    Example: tiny_conv (8 filters, 4 classes), channel_sparsity 0.5: 4 filters, conv 4*80 + 4 = 324
     and fully connected 4*25*20*4 + 4 = 8,004 parameters (16,652 -> 8,328).
 
     Args:
         model: flat nn.Sequential with ``input_shape``.
-        ratio: fraction of channels to remove from each pruned conv, in [0, 1].
+        channel_sparsity: fraction of channels to remove from each pruned conv, in [0, 1].
         norm: "l1", "l2" or "linf" for ``channel_importance``.
     Returns:
         a new model of the same class.
     Raises:
         TypeError: if the model is not an nn.Sequential or a layer between a pruned conv
             and its consumer is of a type the walk does not know.
-        ValueError: for a bad ratio or norm, or a model without ``input_shape``.
+        ValueError: for a bad channel_sparsity or norm, or a model without ``input_shape``.
     Source: Li et al. 2017 (arXiv:1608.08710); MIT 6.5940 Lab 1 ``channel_prune``.
     """
-    _check_fraction(ratio, "ratio")
+    _check_fraction(channel_sparsity, "channel_sparsity")
     check_norm(norm)
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"prune_channels needs a flat nn.Sequential, got {type(model).__name__}")
@@ -662,7 +695,7 @@ def prune_channels(model: nn.Sequential, ratio: float, norm: str = "l2") -> nn.S
                 setattr(new_model, name, slice_conv2d(layer, kept, kept))
         elif isinstance(layer, nn.Conv2d):
             prunable = any(j > i for j in consumers)
-            out_keep = (channels_to_keep(channel_importance(layer, norm), ratio)
+            out_keep = (channels_to_keep(channel_importance(layer, norm), channel_sparsity)
                         if prunable else None)
             setattr(new_model, name, slice_conv2d(layer, out_keep, kept))
             kept = out_keep
@@ -681,3 +714,47 @@ def prune_channels(model: nn.Sequential, ratio: float, norm: str = "l2") -> nn.S
             raise TypeError(f"prune_channels cannot pass pruned channels through layer "
                             f"{name!r} ({type(layer).__name__})")
     return new_model
+
+
+# ----------------------------------------------------------------------------- grouped pruning (not graded)
+
+
+def group_dims(model: nn.Module) -> dict[str, int]:
+    """Which dimension of each layer's weight forms the groups of grouped pruning.
+
+    Conv2d: dim 0 (whole filters = output channels), except the model's last conv/linear
+    layer, whose outputs are the classes; Linear: dim 1 (input columns, so no class is
+    ever removed).
+
+    Returns:
+        dict module name -> group dimension.
+    """
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    dims = {}
+    for i, (name, m) in enumerate(layers):
+        if isinstance(m, nn.Linear):
+            dims[name] = 1
+        elif i < len(layers) - 1:
+            dims[name] = 0
+    return dims
+
+
+def apply_group_pruning(model: nn.Module, sparsity: float, norm: str = "l1"
+                        ) -> dict[str, torch.Tensor]:
+    """Prune the fraction ``sparsity`` of the groups (``group_dims``) of every layer by norm.
+
+    Each layer is pruned on its own (``prune.magnitude_prune_mask`` with ``group_dim``),
+    the masks applied with ``torch.nn.utils.prune.custom_from_mask`` so they persist.
+
+    Returns:
+        dict module name -> bool keep-mask of its weight's shape.
+    """
+    from torch.nn.utils import prune as torch_prune
+
+    modules = dict(model.named_modules())
+    masks = {}
+    for name, dim in group_dims(model).items():
+        mask = magnitude_prune_mask(modules[name].weight, sparsity, norm=norm, group_dim=dim)
+        torch_prune.custom_from_mask(modules[name], "weight", mask)
+        masks[name] = mask
+    return masks

@@ -12,8 +12,15 @@ Numeric spec (every function and test in this module follows it):
   ``[-2**(num_bits-1), 2**(num_bits-1) - 1]`` (int8: [-128, 127]);
   ``quant_range(num_bits, narrow_range=True)`` drops the lowest code,
   ``[-(2**(num_bits-1) - 1), 2**(num_bits-1) - 1]`` (int8: [-127, 127]).
-* Rounding is ``torch.round``: round half to even (0.5 -> 0, 1.5 -> 2, -2.5 -> -2), the
-  same as ``torch.fake_quantize_per_tensor_affine`` and ``torch.quantize_per_tensor``.
+* Rounding is ``torch.round``, round half to even (0.5 -> 0, 1.5 -> 2, -2.5 -> -2), of
+  ``x / scale`` alone; zero_point is added after rounding. This is what
+  ``torch.fake_quantize_per_tensor_affine`` computes (``zero_point + nearbyint(x *
+  inv_scale)``) and the order of TFLite's reference quantize kernel (which rounds ties away
+  from zero instead). ``torch.quantize_per_tensor`` on x86 (FBGEMM) rounds ``x / scale +
+  zero_point`` instead: the two differ only at an exact tie with an odd zero_point, e.g.
+  x / scale = 0.5, zero_point 1 -> round(0.5) + 1 = 1 here, round(1.5) = 2 there. Rounding
+  first keeps the grid symmetric about zero_point (x and -x get codes zero_point +- k), so
+  it is the rule here.
 * Asymmetric (activations, per-tensor): the range is first widened to include 0
   (``x_min = min(x_min, 0)``, ``x_max = max(x_max, 0)``, as TFLite does, so that real 0 is
   exact); ``scale = (x_max - x_min) / (quant_max - quant_min)``;
@@ -28,7 +35,9 @@ Numeric spec (every function and test in this module follows it):
   of shape (C,) for per-channel qparams. ``quantize`` returns int32 codes.
 * A range of width 0 (an all-zero tensor) would give ``scale = 0``: ``scale`` is clamped to
   ``SCALE_EPS = torch.finfo(torch.float32).eps`` (about 1.19e-7), as PyTorch's observers do;
-  every value then quantizes to ``zero_point`` and dequantizes to exactly 0.
+  every value then quantizes to ``zero_point`` and dequantizes to exactly 0. The clamp
+  applies to every scale that choose_qparams returns (so also to ``weight_qparams``, per
+  channel), symmetric or not.
 * ``fake_quantize`` has the clipped straight-through estimator (STE) as its gradient: the
   incoming gradient passes unchanged where ``round(x / scale) + zero_point`` lies inside
   [quant_min, quant_max] (ends included) and is 0 where the value was clipped, exactly as
@@ -320,7 +329,9 @@ def weight_qparams(weight: torch.Tensor, num_bits: int = 8,
 
     The range of channel c is the min and max of weight over every axis except ``axis``
     (Conv2d weight (C_out, C_in/groups, kh, kw) and Linear weight (C_out, C_in): axis 0).
-    Narrow range: int8 codes in [-127, 127], scale[c] = max |weight[c]| / 127.
+    Narrow range: int8 codes in [-127, 127], scale[c] = max |weight[c]| / 127; in general
+    scale[c] = max |weight[c]| / (2**(num_bits-1) - 1), e.g. / 7 for 4 bits. A channel of
+    all zeros gets scale[c] = SCALE_EPS (about 1.19e-7), as in choose_qparams, and codes 0.
     Example: rows [-1.27, 0.5] and [0.1, 2.54] -> scale [0.01, 0.02], zero_point [0, 0].
 
     Hint: Tensor.amin / Tensor.amax accept a tuple of dims; then call choose_qparams.
@@ -566,12 +577,15 @@ def prepare_qat(model: nn.Module, num_bits: int = 8) -> nn.Module:
     The float model is left untouched: not its layers, not its weights (quantization-aware
     training updates the copy's weights). Each layer in QUANT_LAYERS becomes
     ``QUANT_LAYERS[type(layer)].from_float(layer, num_bits)``; the other layers
-    (BatchNorm, ReLU, padding, pooling) stay as they are. The returned model is in the same
-    train/eval mode as the input; in train mode its input ranges are observed with a moving
-    average.
+    (BatchNorm, ReLU, padding, pooling) stay as they are. Every module of the returned model
+    is in the train/eval mode of the module it copies (``from_float`` makes a layer in train
+    mode, so the twin is set to its float layer's mode): a model in eval mode gives a model
+    in eval mode whose layers observe nothing until ``calibrate`` or ``train()``; in train
+    mode the input ranges are observed with a moving average.
 
     Steps: 1. copy the whole model (copy.deepcopy); 2. for each (name, layer) of the copy's
-    named_children() whose type is a key of QUANT_LAYERS, setattr the twin in its place.
+    named_children() whose type is exactly a key of QUANT_LAYERS, make the twin, give it the
+    layer's mode (``twin.train(layer.training)``) and setattr it in its place.
 
     Args:
         model: a flat nn.Sequential (kwslab.models).
@@ -585,7 +599,8 @@ def prepare_qat(model: nn.Module, num_bits: int = 8) -> nn.Module:
     model = copy.deepcopy(model)
     for name, layer in list(model.named_children()):
         if type(layer) in QUANT_LAYERS:
-            setattr(model, name, QUANT_LAYERS[type(layer)].from_float(layer, num_bits))
+            twin = QUANT_LAYERS[type(layer)].from_float(layer, num_bits)
+            setattr(model, name, twin.train(layer.training))
     return model
     ### END SOLUTION
 
@@ -658,3 +673,159 @@ def quantize_model_ptq(model: nn.Module, loader: Iterable, num_bits: int = 8,
     calibrate(qmodel, loader, num_batches)
     return qmodel.eval()
     ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- QAT convert, qparams, weight sharing (not graded)
+
+
+def _quant_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+
+
+def qat_to_float(qmodel: nn.Module) -> nn.Module:
+    """A plain float copy of a fake-quantized model, weights replaced by their grid values.
+
+    Every QuantConv2d / QuantLinear becomes an nn.Conv2d / nn.Linear of the same
+    configuration whose weight is ``layer.fake_quantize_weight()`` (per output channel,
+    symmetric, narrow range) and whose bias is the layer's float bias. Every other layer
+    (BatchNorm, which prepare_qat keeps float, ReLU, padding, pooling) is copied as it is,
+    so in eval mode the copy computes exactly what the QAT model computes without its
+    input (activation) fake quantization. Activations are quantized again by the int8
+    converter (``kwslab.export``), with ranges from its representative data set.
+
+    Args:
+        qmodel: a model from quantize.prepare_qat / quantize_model_ptq (left unmodified).
+    Returns:
+        the float model (same class as qmodel, same train/eval mode, same layer names).
+    Raises:
+        ValueError: if qmodel has no QuantConv2d / QuantLinear layer.
+    """
+    layers = _quant_layers(qmodel)
+    if not layers:
+        raise ValueError(f"{type(qmodel).__name__} has no QuantConv2d/QuantLinear layer; "
+                         "pass a model from quantize.prepare_qat or quantize_model_ptq")
+    model = copy.deepcopy(qmodel)
+    for name, q in _quant_layers(model):
+        with torch.no_grad():
+            if isinstance(q, QuantConv2d):
+                new = nn.Conv2d(q.in_channels, q.out_channels, q.kernel_size, stride=q.stride,
+                                padding=q.padding, dilation=q.dilation, groups=q.groups,
+                                bias=q.bias is not None, padding_mode=q.padding_mode)
+            else:
+                new = nn.Linear(q.in_features, q.out_features, bias=q.bias is not None)
+            new.weight.copy_(q.fake_quantize_weight())
+            if q.bias is not None:
+                new.bias.copy_(q.bias)
+        new.train(q.training)
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    return model
+
+
+def qparams_table(qmodel: nn.Module) -> list[dict]:
+    """scale and zero_point of every fake-quantized layer of a model (eval-mode values).
+
+    Returns:
+        one dict per QuantConv2d / QuantLinear, in order: "layer", "num_bits",
+        "input_min", "input_max" (observed range), "input_scale", "input_zero_point"
+        (asymmetric, per tensor), "weight_scale_min", "weight_scale_max" (symmetric per
+        output channel, zero_point 0), "channels".
+    """
+    rows = []
+    for name, q in _quant_layers(qmodel):
+        in_scale, in_zp = q.activation_qparams()
+        w_scale, _ = weight_qparams(q.weight, q.num_bits)
+        rows.append({"layer": name, "num_bits": q.num_bits,
+                     "input_min": float(q.act_min), "input_max": float(q.act_max),
+                     "input_scale": float(in_scale), "input_zero_point": int(in_zp),
+                     "weight_scale_min": float(w_scale.min()),
+                     "weight_scale_max": float(w_scale.max()), "channels": int(w_scale.numel())})
+    return rows
+
+
+def layer_weights(model: nn.Module, layer: str, channel: int | None = None) -> "numpy.ndarray":
+    """The weights a layer computes with, flattened: fake-quantized for a Quant layer.
+
+    Args:
+        model: float or fake-quantized model.
+        layer: layer name (e.g. "fc", "conv1").
+        channel: one output channel (row of the weight), or None for all.
+    Returns:
+        float32 array.
+    Raises:
+        KeyError: if the model has no such layer (names listed).
+    """
+    import numpy as np
+
+    modules = dict(model.named_modules())
+    if layer not in modules or not hasattr(modules[layer], "weight"):
+        names = [n for n, m in modules.items() if isinstance(getattr(m, "weight", None), torch.Tensor)]
+        raise KeyError(f"no weighted layer {layer!r}; layers with weights: {names}")
+    m = modules[layer]
+    with torch.no_grad():
+        w = m.fake_quantize_weight() if hasattr(m, "fake_quantize_weight") else m.weight
+    w = w.detach().cpu()
+    return (w if channel is None else w[channel]).reshape(-1).numpy().astype(np.float32)
+
+
+def _kmeans_1d(values: torch.Tensor, k: int, iterations: int = 30) -> torch.Tensor:
+    """Centroids (k' <= k,) of 1-D values by Lloyd's algorithm from quantile starts."""
+    centroids = torch.unique(torch.quantile(values, torch.linspace(0, 1, k, dtype=values.dtype)))
+    for _ in range(iterations):
+        nearest = (values[:, None] - centroids[None, :]).abs().argmin(1)
+        sums = torch.zeros_like(centroids).index_add_(0, nearest, values)
+        counts = torch.bincount(nearest, minlength=len(centroids)).to(values.dtype)
+        moved = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
+        if torch.equal(moved, centroids):
+            break
+        centroids = moved
+    return centroids
+
+
+def cluster_weights(model: nn.Module, num_values: int,
+                    layer_types: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
+                    ) -> nn.Module:
+    """Weight sharing: each output channel's weights take at most num_values distinct values.
+
+    Per output channel (row of the weight), the nonzero weights are clustered by 1-D
+    k-means into num_values - 1 centroids if the channel has zeros (zero stays exactly
+    zero, so pruned weights stay pruned), else num_values; every weight becomes its
+    centroid. int8 per-channel quantization then maps each channel to <= num_values
+    integers, which LUT compression stores as ceil(log2(num_values))-bit indices.
+    Pruning reparametrizations (``torch.nn.utils.prune``) are made permanent first.
+
+    Args:
+        model: modified in place.
+        num_values: distinct values per output channel, 2..128.
+    Returns:
+        the same model.
+    Raises:
+        ValueError: if num_values is not in 2..128.
+    Source: Han et al. 2016 (arXiv:1510.00149), Sec. 3 (weight sharing by k-means).
+    """
+    if not 2 <= num_values <= 128:
+        raise ValueError(f"num_values={num_values} should be in 2..128 (LUT indices are 1-7 bits)")
+    _remove_pruning_reparam(model)
+    with torch.no_grad():
+        for m in model.modules():
+            if not isinstance(m, layer_types):
+                continue
+            w = m.weight.view(m.weight.shape[0], -1)  # (C_out, everything else)
+            for row in w:
+                nonzero = row != 0
+                if not nonzero.any():
+                    continue
+                k = num_values - 1 if not nonzero.all() else num_values
+                values = row[nonzero]
+                centroids = _kmeans_1d(values, k)
+                row[nonzero] = centroids[(values[:, None] - centroids[None, :]).abs().argmin(1)]
+    return model
+
+
+def _remove_pruning_reparam(model: nn.Module) -> None:
+    """Make every torch.nn.utils.prune mask permanent (weight = weight_orig * weight_mask)."""
+    from torch.nn.utils import prune as torch_prune
+
+    for m in model.modules():
+        for name in [k[:-len("_mask")] for k, _ in m.named_buffers(recurse=False) if k.endswith("_mask")]:
+            torch_prune.remove(m, name)

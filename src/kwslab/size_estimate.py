@@ -257,6 +257,10 @@ def _example_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple
 
 
 def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every module without children, in ``named_modules()`` order; a model
+    that is itself a leaf (a bare ``nn.Conv2d``) is its own only leaf, named ""."""
+    if next(model.children(), None) is None:
+        return [("", model)]
     return [(name, m) for name, m in model.named_modules()
             if name and next(m.children(), None) is None]
 
@@ -277,7 +281,11 @@ def activation_sizes(model: nn.Module, input_shape: Sequence[int] | None = None,
     The model runs in eval mode under ``torch.no_grad()`` on zeros of shape
     (1, *input_shape); each leaf module (one with no children) that is called adds one
     ``ActivationSize`` in call order, made by ``_record(name, module, inputs, output,
-    bytes_per_element)``. The model's train/eval mode is restored afterwards.
+    bytes_per_element)``. Leaves inside nested blocks count, containers do not; a leaf
+    called twice gives two records; a model that is itself a single leaf (a bare
+    ``nn.Linear``) gives one record named "" (its name in ``named_modules()``). The model's
+    train/eval mode is restored afterwards, and no hook is left on it, also when the forward
+    pass raises (the error propagates).
 
     Example: tiny_conv on (1, 49, 40) gives pad1 (1,1,49,40)->(1,1,58,46), conv1
     ->(1,8,25,20), relu1, dropout1, flatten ->(1,4000), fc ->(1,4).
@@ -286,7 +294,8 @@ def activation_sizes(model: nn.Module, input_shape: Sequence[int] | None = None,
     each forward and returns a handle; 2) ``_leaf_modules(model)`` gives (name, module)
     pairs; bind each hook to its name (``functools.partial``), a plain closure in a loop
     sees only the last name;
-    3) remove every handle afterwards (``handle.remove()``), even if the forward fails.
+    3) remove every handle afterwards (``handle.remove()``), even if the forward fails
+    (``try``/``finally``).
 
     Args:
         model: any module that takes one tensor.
@@ -624,3 +633,37 @@ def fits(report: dict[str, Any], board: str | dict[str, int]) -> dict[str, Any]:
     ram_percent = 100.0 * report["ram_peak_bytes"] / board["ram_bytes"]
     return {"flash_percent": flash_percent, "ram_percent": ram_percent,
             "fits": flash_percent <= 100.0 and ram_percent <= 100.0}
+
+
+# ----------------------------------------------------------------------------- microcontroller latency (not graded)
+
+
+CORTEX_M4_MACS_PER_CYCLE = 0.5
+"""Assumed int8 CMSIS-NN throughput on a Cortex-M4 (MACs per clock cycle).
+
+The M4's SMLAD multiplies and accumulates two 16-bit pairs per cycle (2 MACs/cycle peak);
+im2col, int8 -> int16 widening, requantization and loads cut that to about a quarter.
+CMSIS-NN's own benchmark (Lai et al. 2018, arXiv:1801.06601) runs its CIFAR-10 network
+(about 12.3 M MACs) in 99.1 ms on a 216 MHz Cortex-M7: 12.3e6 / (0.0991 * 216e6) = 0.57
+MACs/cycle on the dual-issue M7, so 0.5 is an optimistic round figure for the M4.
+"""
+
+
+NANO33BLE_CLOCK_HZ = 64_000_000
+"""nRF52840 (Arduino Nano 33 BLE) Cortex-M4F clock."""
+
+
+def mcu_latency_ms(macs: int, clock_hz: float = NANO33BLE_CLOCK_HZ,
+                   macs_per_cycle: float = CORTEX_M4_MACS_PER_CYCLE) -> float:
+    """Estimated inference time on a microcontroller: macs / macs_per_cycle / clock_hz.
+
+    Example: tiny_conv (336,000 MACs) at 0.5 MACs/cycle and 64 MHz: 672,000 cycles =
+    10.5 ms. Ignores non-MAC work (requantization of every output, pooling, softmax).
+
+    Raises:
+        ValueError: if macs < 0 or clock_hz or macs_per_cycle <= 0.
+    """
+    if macs < 0 or clock_hz <= 0 or macs_per_cycle <= 0:
+        raise ValueError(f"need macs >= 0, clock_hz > 0, macs_per_cycle > 0; got {macs}, "
+                         f"{clock_hz}, {macs_per_cycle}")
+    return macs / macs_per_cycle / clock_hz * 1e3

@@ -1,11 +1,8 @@
-"""Features for training, the training loop, evaluation and checkpoints.
+"""The training loop, batching, accuracy, evaluation and checkpoints.
 
-Data: ``prepare_features`` reads the Speech Commands splits (``kwslab.dataset``), makes the
-device's int8 features (``kwslab.frontend``) and caches them on disk. Training clips get an
-augmentation bank: ``num_augmented`` augmented copies of every clip (time shift, background
-noise) computed once, epoch e drawing one copy per clip. This replaces TensorFlow's
-augment-every-step loop, which spends most of its time in the frontend, with a cache that
-trains 200 tiny_conv epochs in seconds on a laptop CPU.
+Data come from ``kwslab.frontend.prepare_features`` (``FeatureData``): int8 device
+features, with an augmentation bank of K copies of every training clip; epoch e draws copy
+e mod K.
 
 Training: Adam with a cosine learning-rate decay, cross-entropy, tqdm progress; the best
 epoch on validation accuracy is recorded; the final weights are kept by default
@@ -22,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,114 +28,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import augment, dataset, frontend
-from .config import BACKGROUND_NOISE_DIR, SILENCE_LABEL, Config, TrainConfig
+from . import augment, frontend
+from .config import Config, TrainConfig
+from .frontend import FeatureData
 from .models import KWSModel, build_model
 
 log = logging.getLogger(__name__)
-
-FEATURE_CHUNK = 2048
-"""Clips read and featurized at once by prepare_features (bounds its audio memory)."""
-
-
-@dataclass
-class FeatureData:
-    """Device int8 features for the three splits.
-
-    Attributes:
-        labels: class names, _silence_, _unknown_, then the words (C of them).
-        train_x: int8, shape (K, N, T, F): K augmented copies of N training clips.
-        train_y: int64, shape (N,).
-        val_x, test_x: int8, shapes (N_val, T, F), (N_test, T, F); no augmentation.
-        val_y, test_y: int64 labels.
-        test_names: "word/file.wav" (or "_silence_") for each test clip.
-        stats: clips per split and label, speakers per split.
-    """
-
-    labels: tuple[str, ...]
-    train_x: np.ndarray
-    train_y: np.ndarray
-    val_x: np.ndarray
-    val_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-    test_names: list[str]
-    stats: dict
-    timings_s: dict = field(default_factory=dict)
-
-
-def _example_names(examples, data_dir: Path) -> list[str]:
-    return [SILENCE_LABEL if e.path is None else Path(e.path).relative_to(data_dir).as_posix()
-            for e in examples]
-
-
-def prepare_features(cfg: Config, data_dir=None, cache_dir: str | Path | None = ".cache/features",
-                     num_augmented: int = 8, progress: bool = True) -> FeatureData:
-    """Index the data, then load (or compute and cache) int8 features for every split.
-
-    Args:
-        cfg: the pipeline config (frontend, data and train.seed are used).
-        data_dir: Speech Commands folder; None resolves it as ``dataset.find_data_dir``.
-        cache_dir: where feature caches go; None disables caching. Keys cover the frontend
-            and data configs, the seed, the clip list and every clip's content digest.
-        num_augmented: augmented copies per training clip (K); with cfg.train.augment False
-            the bank holds the clean clips once (K = 1).
-        progress: tqdm bars.
-    Returns:
-        FeatureData.
-    Raises:
-        FileNotFoundError / dataset.DataError: missing data folder or bad clip (named).
-    """
-    t0 = time.perf_counter()
-    data_dir = dataset.find_data_dir(data_dir)
-    seed = cfg.train.seed
-    splits = dataset.index_splits(data_dir, cfg.data, seed=seed)
-    background = dataset.load_background_noise(data_dir)
-    t_index = time.perf_counter() - t0
-    digests = {}
-
-    def split_key(name, examples, augment, copies):
-        for e in examples:
-            if e.path is not None and e.path not in digests:
-                digests[e.path] = frontend.file_digest(e.path)
-        clips = [(n, e.label, digests.get(e.path)) for n, e in zip(_example_names(examples, data_dir), examples)]
-        return frontend.cache_key(frontend=asdict(cfg.frontend), data=asdict(cfg.data), seed=seed,
-                                  split=name, augment=augment, copies=copies, clips=clips,
-                                  noise=[frontend.file_digest(p) for p in sorted(
-                                      (data_dir / BACKGROUND_NOISE_DIR).glob("*.wav"))],
-                                  version=1)
-
-    def make(name, examples, augment, copies):
-        def compute():
-            rng = np.random.default_rng([seed, {"training": 0, "validation": 1, "testing": 2}[name]])
-            # Audio is read and featurized FEATURE_CHUNK clips at a time into a preallocated
-            # bank (one rng stream in clip order, so the chunking does not change the values):
-            # the full data set's audio alone would be ~2.4 GB of float32 per copy.
-            x = np.empty((copies, len(examples), *cfg.frontend.feature_shape), np.int8)
-            for k in tqdm(range(copies), desc=f"{name} features", leave=False, disable=not progress or copies == 1):
-                for i in range(0, len(examples), FEATURE_CHUNK):
-                    audio = dataset.load_audio(examples[i:i + FEATURE_CHUNK], background, cfg.data,
-                                               augment=augment, rng=rng,
-                                               num_samples=cfg.frontend.clip_samples,
-                                               sample_rate_hz=cfg.frontend.sample_rate_hz)
-                    x[k, i:i + len(audio)] = frontend.compute_features(audio, cfg.frontend)
-            return {"x": x, "y": np.array([e.label for e in examples], np.int64)}
-        return frontend.cached(cache_dir, name, split_key(name, examples, augment, copies), compute)
-
-    t1 = time.perf_counter()
-    augment = cfg.train.augment
-    copies = num_augmented if augment else 1
-    train = make("training", splits["training"], augment, copies)
-    val = make("validation", splits["validation"], False, 1)
-    test = make("testing", splits["testing"], False, 1)
-    t_features = time.perf_counter() - t1
-    return FeatureData(
-        labels=cfg.data.labels, train_x=train["x"], train_y=train["y"],
-        val_x=val["x"][0], val_y=val["y"], test_x=test["x"][0], test_y=test["y"],
-        test_names=_example_names(splits["testing"], data_dir),
-        stats=dataset.split_stats(splits, cfg.data.labels),
-        timings_s={"index": round(t_index, 3), "features": round(t_features, 3)},
-    )
 
 
 @dataclass
@@ -184,13 +80,17 @@ def predict_logits(model: nn.Module, x_int8: np.ndarray, batch_size: int = 512,
 
 def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str | None = None,
           progress: bool = True, on_epoch=None) -> History:
-    """Train in place with Adam and cosine decay; restore the best validation epoch.
+    """Train in place with Adam and cosine decay; keep the last (or best validation) weights.
+
+    Each epoch draws augmented copy e mod K of the bank, shuffles it with a seeded
+    generator, and ends with a validation pass.
 
     Args:
-        model: a kwslab model (logits out).
-        data: features from prepare_features.
-        cfg: epochs, batch size, learning rate, seed.
+        model: a kwslab model mapping float32 (N, 1, T, F) to logits (N, C).
+        data: features from ``frontend.prepare_features``.
+        cfg: epochs, batch size, learning rate, seed, keep.
         device: "cpu" / "cuda"; default cuda when available.
+        progress: tqdm bar over epochs.
         on_epoch: optional callback(history) after each epoch (live plots in notebooks).
     Returns:
         History (best_epoch records the best validation epoch); the model holds the final
@@ -372,6 +272,94 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[KWSMod
     return model, cfg, ckpt
 
 
+# ----------------------------------------------------------------------------- batches and accuracy
+
+
+class FeatureBatches:
+    """Shuffled (x, y) batches from the augmented training bank, one copy per epoch.
+
+    Iterating again starts the next epoch: epoch e uses augmented copy e mod K of the bank
+    (K, N, T, F) and a new permutation from a seeded generator, as ``train.train`` does.
+
+    Args:
+        train_x: int8 (K, N, T, F) device features.
+        train_y: int64 (N,) labels.
+        batch_size: clips per batch, >= 1.
+        seed: seed of the shuffles.
+    Yields:
+        x float32 (B, 1, T, F), y int64 (B,).
+    Raises:
+        ValueError: if batch_size < 1 or the bank and labels disagree in N.
+    """
+
+    def __init__(self, train_x: np.ndarray, train_y: np.ndarray, batch_size: int = 100,
+                 seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} should be >= 1")
+        if train_x.ndim != 4 or train_x.shape[1] != len(train_y):
+            raise ValueError(f"train_x of shape {train_x.shape} should be (K, N, T, F) with "
+                             f"N = len(train_y) = {len(train_y)}")
+        self.train_x, self.train_y, self.batch_size = train_x, np.asarray(train_y), batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        bank = self.train_x[self.epoch % len(self.train_x)]  # (N, T, F)
+        self.epoch += 1
+        order = torch.randperm(len(self.train_y), generator=self.generator).numpy()
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i:i + self.batch_size]
+            yield to_tensor(bank[idx]), torch.from_numpy(self.train_y[idx]).long()
+
+
+def accuracy(model: nn.Module, x_int8: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of clips whose argmax logit is the label (0.0 for no clips).
+
+    Args:
+        model: a kwslab model (logits out); run on the CPU in eval mode.
+        x_int8: int8 device features of shape (N, T, F).
+        y: int64 labels of shape (N,).
+    Returns:
+        Accuracy in [0, 1].
+    """
+    if len(y) == 0:
+        return 0.0
+    return float(np.mean(predict_logits(model, x_int8, device="cpu").argmax(1) == y))
+
+
+def calibration_batches(x_int8: np.ndarray, num_examples: int = 512,
+                        batch_size: int = 128) -> list[torch.Tensor]:
+    """Float model inputs for calibration: the first num_examples features, in batches.
+
+    Args:
+        x_int8: int8 device features, shape (N, T, F) or a bank (K, N, T, F) (its first
+            copy is used).
+        num_examples: how many examples at most.
+        batch_size: examples per batch.
+    Returns:
+        list of float32 tensors (B, 1, T, F).
+    Raises:
+        ValueError: if x_int8 holds no example.
+    """
+    x = x_int8[0] if x_int8.ndim == 4 else x_int8
+    x = x[:num_examples]
+    if len(x) == 0:
+        raise ValueError(f"no features to calibrate on (shape {tuple(x_int8.shape)})")
+    return [to_tensor(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+
+
+def accuracies(model: nn.Module, data: FeatureData, prefix: str = "") -> dict[str, float]:
+    """Validation and test accuracy (fractions in [0, 1]) of a model, in eval mode.
+
+    Args:
+        model: a kwslab model (logits out).
+        data: FeatureData (val_x/val_y, test_x/test_y).
+        prefix: put before the keys, e.g. "finetuned_".
+    Returns:
+        {prefix + "val_accuracy": ..., prefix + "test_accuracy": ...}.
+    """
+    return {f"{prefix}val_accuracy": accuracy(model, data.val_x, data.val_y),
+            f"{prefix}test_accuracy": accuracy(model, data.test_x, data.test_y)}
 def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval of an accuracy correct / n (95 % for the default z).
 

@@ -109,6 +109,19 @@ def test_magnitude_prune_mask_ties_prune_the_lower_index_first():
 
 
 @pytest.mark.graded(points=1)
+def test_magnitude_prune_mask_ties_beyond_16_weights():
+    # 40 weights of |w| = 1 (signs alternate): round(0.5 * 40) = 20 pruned, indices 0..19.
+    # (torch.sort without stable=True keeps ties in order only up to 16 elements on CPU.)
+    weight = torch.tensor([(-1.0) ** i for i in range(40)]).view(4, 10)
+    assert torch.equal(P.magnitude_prune_mask(weight, 0.5), (torch.arange(40) >= 20).view(4, 10))
+    # |w| = 1, 2, 1, 2, ...: round(0.25 * 40) = 10 pruned: the first ten 1s, indices 0, 2, .., 18
+    weight = torch.tensor([1.0, -2.0] * 20)
+    expected = torch.ones(40, dtype=torch.bool)
+    expected[0:20:2] = False
+    assert torch.equal(P.magnitude_prune_mask(weight, 0.25), expected)
+
+
+@pytest.mark.graded(points=1)
 def test_magnitude_prune_mask_sparsity_zero_keeps_all_and_one_prunes_all():
     weight = torch.tensor([[0.0, -2.0, 3.0], [1.0, 0.5, -0.5]])
     assert torch.equal(P.magnitude_prune_mask(weight, 0.0), torch.ones(2, 3, dtype=torch.bool))
@@ -129,6 +142,24 @@ def test_magnitude_prune_mask_row_groups_l1_l2_linf_keep_different_rows():
         assert torch.equal(mask, expected), norm
 
 
+@pytest.mark.graded(points=2)
+def test_magnitude_prune_mask_filter_groups_take_the_norm_of_the_whole_kernel():
+    # 3 filters of 1 input channel and a 2 x 2 kernel, taps (row-major):
+    # A [3, 3, 3, 3]: L1 12, L2 6, Linf 3;  B [0, 0, 0, 7]: L1 7, L2 7, Linf 7;
+    # C [5, 4, 0, 0]: L1 9, L2 sqrt(41) = 6.40, Linf 5.
+    # sparsity 2/3: round(2) = 2 filters pruned, the one of largest norm kept:
+    # L1 -> A, L2 -> B, Linf -> B
+    filters = torch.tensor([[3.0, 3.0, 3.0, 3.0], [0.0, 0.0, 0.0, -7.0], [5.0, -4.0, 0.0, 0.0]])
+    weight = filters.view(3, 1, 2, 2)
+    for norm, kept in [("l1", 0), ("l2", 1), ("linf", 1)]:
+        expected = torch.zeros(3, 1, 2, 2, dtype=torch.bool)
+        expected[kept] = True
+        assert torch.equal(P.magnitude_prune_mask(weight, 2 / 3, norm, group_dim=0), expected), norm
+        # the same filters as the input channels of one output channel (group_dim 1)
+        mask = P.magnitude_prune_mask(weight.transpose(0, 1), 2 / 3, norm, group_dim=1)
+        assert torch.equal(mask, expected.transpose(0, 1)), norm
+
+
 # ------------------------------------------------------ global and layer-wise pruning
 
 @pytest.mark.graded(points=2)
@@ -138,6 +169,7 @@ def test_global_pruning_uses_one_threshold_across_layers():
     # Layer "2" loses both weights (layer by layer it would keep 0.3).
     masks = P.apply_global_magnitude_pruning(model, 0.5)
     assert sorted(masks) == ["0", "2"]
+    assert all(m.dtype == torch.bool for m in masks.values())
     assert masks["0"].tolist() == [[True, True], [True, False]]
     assert masks["2"].tolist() == [[False, False]]
     weights = _weights_after_forward(model, torch.ones(1, 2))
@@ -145,6 +177,22 @@ def test_global_pruning_uses_one_threshold_across_layers():
     assert weights["2"].tolist() == [[0.0, 0.0]]
     # biases are not pruned: y = relu([4 - 1 + 0.1, 3 + 0.2]) . [0, 0] + 0.05 = 0.05
     assert model(torch.ones(1, 2)).item() == pytest.approx(0.05)
+
+
+@pytest.mark.graded(points=1)
+def test_global_pruning_ties_across_layers_of_nested_blocks():
+    # layer "0" (2 x 10) and layer "1.1" (10 x 2, inside a block): 40 weights, all |w| = 0.5.
+    # round(0.25 * 40) = 10 pruned; ties go by index in the concatenation in
+    # named_modules() order: the first 10 weights of layer "0" (its row 0).
+    model = nn.Sequential(nn.Linear(10, 2, bias=False),
+                          nn.Sequential(nn.ReLU(), nn.Linear(2, 10, bias=False)))
+    with torch.no_grad():
+        model[0].weight.fill_(0.5)
+        model[1][1].weight.copy_(torch.tensor([0.5, -0.5]).repeat(10, 1))
+    masks = P.apply_global_magnitude_pruning(model, 0.25)
+    assert sorted(masks) == ["0", "1.1"]
+    assert masks["0"].tolist() == [[False] * 10, [True] * 10]
+    assert masks["1.1"].tolist() == [[True, True]] * 10
 
 
 @pytest.mark.graded(points=2)
@@ -171,6 +219,7 @@ def test_layerwise_pruning_gives_each_layer_its_own_sparsity():
     # layer "0": round(0.5 * 4) = 2 pruned: |w| 0.5 and 1; layer "2": round(0.5 * 2) = 1
     # pruned: 0.2
     masks = P.apply_layerwise_pruning(model, {"0": 0.5, "2": 0.5})
+    assert all(m.dtype == torch.bool for m in masks.values())
     assert masks["0"].tolist() == [[True, False], [True, False]]
     assert masks["2"].tolist() == [[False, True]]
     weights = _weights_after_forward(model, torch.ones(1, 2))
@@ -194,6 +243,18 @@ def test_layerwise_pruning_persists_and_leaves_unnamed_layers_alone():
     assert torch.all(weights["0"][~masks["0"]] == 0)
 
 
+@pytest.mark.graded(points=1)
+def test_layerwise_pruning_sparsity_is_a_fraction_even_as_an_int():
+    model = _small_conv_model()
+    # sparsity 1 (an int) is the whole layer: all 27 conv weights, not torch's count of 1;
+    # sparsity 0 leaves the linear layer's 36 weights
+    masks = P.apply_layerwise_pruning(model, {"3": 0, "0": 1})
+    assert masks["0"].dtype == torch.bool
+    assert int(masks["0"].sum()) == 0 and int(masks["3"].sum()) == 36
+    weights = _weights_after_forward(model, torch.randn(1, 1, 4, 4))
+    assert int(torch.count_nonzero(weights["0"])) == 0
+
+
 # ---------------------------------------------------------------- channel importance
 
 @pytest.mark.graded(points=1)
@@ -210,6 +271,26 @@ def test_channel_importance_of_conv_filters_in_three_norms():
 
 
 @pytest.mark.graded(points=1)
+def test_channel_importance_norms_whole_filters_without_the_bias():
+    # Conv2d(1 -> 2, 2 x 2 kernel) with a bias that plays no part:
+    # filter 0 taps [3, 0, 0, -4]: L1 7, L2 5, Linf 4; filter 1 [1, 1, 1, 1]: L1 4, L2 2, Linf 1
+    conv = nn.Conv2d(1, 2, 2)
+    with torch.no_grad():
+        taps = torch.tensor([[3.0, 0.0, 0.0, -4.0], [1.0, 1.0, 1.0, 1.0]])
+        conv.weight.copy_(taps.view(2, 1, 2, 2))
+        conv.bias.copy_(torch.tensor([10.0, -10.0]))
+    for norm, expected in [("l1", [7.0, 4.0]), ("l2", [5.0, 2.0]), ("linf", [4.0, 1.0])]:
+        importance = P.channel_importance(conv, norm)
+        assert not importance.requires_grad  # detached
+        torch.testing.assert_close(importance, torch.tensor(expected))
+    # Linear rows [1, -2, 2] and [0, 0, -1]: L2 3 and 1
+    linear = nn.Linear(3, 2)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, -2.0, 2.0], [0.0, 0.0, -1.0]]))
+    torch.testing.assert_close(P.channel_importance(linear, "l2"), torch.tensor([3.0, 1.0]))
+
+
+@pytest.mark.graded(points=1)
 def test_channel_importance_of_batchnorm_is_abs_gamma():
     bn = nn.BatchNorm2d(3)
     with torch.no_grad():
@@ -221,22 +302,28 @@ def test_channel_importance_of_batchnorm_is_abs_gamma():
 @pytest.mark.graded(points=2)
 def test_channels_to_keep_takes_the_largest_and_returns_them_sorted():
     importance = torch.tensor([0.5, 3.0, 1.0, 2.0, 0.1, 4.0, 2.5, 0.2])
-    # ratio 0.5: keep round(8 * 0.5) = 4: importances 4 (5), 3 (1), 2.5 (6), 2 (3)
+    # channel_sparsity 0.5: keep round(8 * 0.5) = 4: importances 4 (5), 3 (1), 2.5 (6), 2 (3)
     assert P.channels_to_keep(importance, 0.5).tolist() == [1, 3, 5, 6]
-    # ratio 0.3: keep round(8 * 0.7) = round(5.6) = 6 (floor: 5): drop 0.1 (4), 0.2 (7)
+    # channel_sparsity 0.3: keep round(8 * 0.7) = round(5.6) = 6 (floor: 5): drop 0.1 (4), 0.2 (7)
     assert P.channels_to_keep(importance, 0.3).tolist() == [0, 1, 2, 3, 5, 6]
 
 
 @pytest.mark.graded(points=1)
 def test_channels_to_keep_rounding_minimum_and_ties():
-    # C = 10, ratio 0.75: keep round(2.5) = 2 (half to even); importance 0..9 -> [8, 9]
+    # C = 10, channel_sparsity 0.75: keep round(2.5) = 2 (half to even); importance 0..9 -> [8, 9]
     assert P.channels_to_keep(torch.arange(10.0), 0.75).tolist() == [8, 9]
-    # C = 64, ratio 0.3: keep round(44.8) = 45 -> the 45 largest of 0..63 are 19..63
+    # C = 64, channel_sparsity 0.3: keep round(44.8) = 45 -> the 45 largest of 0..63 are 19..63
     assert P.channels_to_keep(torch.arange(64.0), 0.3).tolist() == list(range(19, 64))
-    # ratio 1: at least one channel survives, the most important
+    # channel_sparsity 1: at least one channel survives, the most important
     assert P.channels_to_keep(torch.tensor([1.0, 5.0, 2.0]), 1.0).tolist() == [1]
     # ties: equal importance -> lower index kept
     assert P.channels_to_keep(torch.ones(4), 0.5).tolist() == [0, 1]
+    # 40 equal importances (beyond the 16 that an unstable CPU sort keeps in order):
+    # keep round(40 * 0.5) = 20, the channels 0..19, as int64
+    keep = P.channels_to_keep(torch.ones(40), 0.5)
+    assert keep.dtype == torch.int64 and keep.tolist() == list(range(20))
+    # C = 5, channel_sparsity 0.3: keep round(5 * 0.7) = round(3.5) = 4 (not 5 - round(1.5) = 3)
+    assert P.channels_to_keep(torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0]), 0.3).tolist() == [0, 1, 2, 3]
 
 
 # ------------------------------------------------------------------- layer slicing
@@ -274,14 +361,16 @@ def test_slice_conv2d_depthwise_keeps_one_group_per_channel():
 
 @pytest.mark.graded(points=2)
 def test_slice_batchnorm2d_slices_gamma_beta_and_running_statistics():
-    bn = nn.BatchNorm2d(4, eps=1e-3)
+    bn = nn.BatchNorm2d(4, eps=1e-3, momentum=0.3)
+    bn.num_batches_tracked.fill_(7)
     with torch.no_grad():
         bn.weight.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
         bn.bias.copy_(torch.tensor([-1.0, -2.0, -3.0, -4.0]))
         bn.running_mean.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))
         bn.running_var.copy_(torch.tensor([1.5, 2.5, 3.5, 4.5]))
     new = P.slice_batchnorm2d(bn, torch.tensor([1, 3]))
-    assert new.num_features == 2 and new.eps == 1e-3
+    assert new.num_features == 2 and new.eps == 1e-3 and new.momentum == 0.3
+    assert new.num_batches_tracked.item() == 7
     assert new.weight.tolist() == [2.0, 4.0]
     assert new.bias.tolist() == [-2.0, -4.0]
     assert new.running_mean.tolist() == pytest.approx([0.2, 0.4])
@@ -303,6 +392,37 @@ def test_slice_linear_inputs_keeps_a_block_of_hw_features_per_channel():
     assert (new.in_features, new.out_features) == (4, 2)
     assert new.weight.tolist() == [[0.0, 1.0, 4.0, 5.0], [6.0, 7.0, 10.0, 11.0]]
     assert new.bias.tolist() == [0.5, -0.5]
+
+
+@pytest.mark.graded(points=1)
+def test_slice_conv2d_keeps_dtype_and_train_eval_mode():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3).double().eval()
+    new = P.slice_conv2d(conv, torch.tensor([0, 2]))
+    assert new.weight.dtype == torch.float64 and not new.training
+    assert torch.equal(new.weight, conv.weight[[0, 2]])  # float64 values, not via float32
+    assert P.slice_conv2d(nn.Conv2d(2, 3, 3).train(), torch.tensor([1])).training
+
+
+@pytest.mark.graded(points=1)
+def test_slice_batchnorm2d_keeps_dtype_and_train_eval_mode():
+    bn = nn.BatchNorm2d(3).double().eval()
+    with torch.no_grad():
+        bn.running_var.copy_(torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64))
+    new = P.slice_batchnorm2d(bn, torch.tensor([0, 2]))
+    assert new.weight.dtype == new.running_var.dtype == torch.float64 and not new.training
+    assert torch.equal(new.running_var, bn.running_var[[0, 2]])
+    assert P.slice_batchnorm2d(nn.BatchNorm2d(3).train(), torch.tensor([0, 2])).training
+
+
+@pytest.mark.graded(points=1)
+def test_slice_linear_inputs_keeps_dtype_and_train_eval_mode():
+    torch.manual_seed(0)
+    linear = nn.Linear(6, 2).double().eval()  # C = 3 channels, H*W = 2
+    new = P.slice_linear_inputs(linear, torch.tensor([0, 2]), 2)
+    assert new.weight.dtype == torch.float64 and not new.training
+    assert torch.equal(new.weight, linear.weight[:, [0, 1, 4, 5]])
+    assert P.slice_linear_inputs(nn.Linear(6, 2).train(), torch.tensor([1]), 2).training
 
 
 # ------------------------------------------------------------ channel pruning (surgery)
@@ -346,7 +466,7 @@ def test_prune_channels_ds_cnn_shapes_and_parameter_count():
 def test_prune_channels_tiny_conv_same_outputs_when_pruned_filters_are_zero():
     torch.manual_seed(0)
     model = TinyConv(num_classes=4).eval()
-    zeroed = [1, 4, 6, 7]  # importance 0: these 4 of 8 filters go at ratio 0.5
+    zeroed = [1, 4, 6, 7]  # importance 0: these 4 of 8 filters go at channel_sparsity 0.5
     with torch.no_grad():
         model.conv1.weight[zeroed] = 0
         model.conv1.bias[zeroed] = 0  # so their feature maps are exactly 0
@@ -364,7 +484,7 @@ def test_prune_channels_ds_cnn_same_outputs_when_pruned_channels_are_unused():
     model = DSCNN(num_classes=12).eval()
     _randomize_batchnorm(model, seed=1)
     g = torch.Generator().manual_seed(2)
-    # For each pruned conv, 16 of 64 filters get importance 0 (removed at ratio 0.25) and
+    # For each pruned conv, 16 of 64 filters get importance 0 (removed at channel_sparsity 0.25) and
     # the layer reading them ignores them, so removing them changes no output.
     producer_consumer = [("conv1", "pw1"), ("pw1", "pw2"), ("pw2", "pw3"), ("pw3", "pw4"),
                          ("pw4", "fc")]
@@ -408,7 +528,7 @@ def test_hidden_global_pruning_respects_layer_types():
 
 
 @pytest.mark.graded(points=2)
-def test_hidden_prune_channels_at_ratio_0_3_parameter_counts():
+def test_hidden_prune_channels_at_channel_sparsity_0_3_parameter_counts():
     # tiny_conv: keep round(8 * 0.7) = round(5.6) = 6: conv 6 * 80 + 6 = 486,
     # fc 6 * 500 * 4 + 4 = 12004 -> 12490
     assert _num_params(P.prune_channels(TinyConv(num_classes=4), 0.3)) == 12490
@@ -447,4 +567,30 @@ def test_hidden_slice_linear_inputs_one_feature_per_channel_and_depthwise_bias()
     new = P.slice_conv2d(conv, in_keep=torch.tensor([2]))
     assert new.groups == 1 and new.weight.flatten().tolist() == [3.0]
     assert new.bias.tolist() == pytest.approx([0.3])
+
+
+@pytest.mark.graded(points=2)
+def test_hidden_pruning_a_pruned_layer_multiplies_the_masks_and_returns_the_product():
+    # layer "0" weight [[4, -1], [3, 0.5]] already pruned by hand at 4 and 3:
+    # its weight is now [[0, -1], [0, 0.5]], |w| = [0, 1, 0, 0.5]
+    model = _two_linear_model()
+    torch.nn.utils.prune.custom_from_mask(model[0], "weight",
+                                          torch.tensor([[False, True], [False, True]]))
+    # layer-wise 0.25: round(1) = 1 pruned, the first 0 (index 0): new mask
+    # [[F, T], [T, T]]; in effect old * new = [[F, T], [F, T]] (returned and applied)
+    masks = P.apply_layerwise_pruning(model, {"0": 0.25})
+    assert masks["0"].tolist() == [[False, True], [False, True]]
+    assert model[0].weight_mask.tolist() == [[0.0, 1.0], [0.0, 1.0]]
+    # layer-wise 0.75: 3 pruned: 0 (index 0), 0 (index 2), 0.5 -> [[F, T], [F, F]]
+    # (ranking weight_orig [4, 1, 3, 0.5] instead would prune 0.5, 1, 3)
+    masks = P.apply_layerwise_pruning(model, {"0": 0.75})
+    assert masks["0"].tolist() == [[False, True], [False, False]]
+    # global, same start: 6 weights [0, 1, 0, 0.5 | 0.2, 0.3], round(1/6 * 6) = 1 pruned:
+    # the 0 at index 0 -> in effect [[F, T], [F, T]] and [[T, T]]
+    model = _two_linear_model()
+    torch.nn.utils.prune.custom_from_mask(model[0], "weight",
+                                          torch.tensor([[False, True], [False, True]]))
+    masks = P.apply_global_magnitude_pruning(model, 1 / 6)
+    assert masks["0"].tolist() == [[False, True], [False, True]]
+    assert masks["2"].tolist() == [[True, True]]
 ### END HIDDEN TESTS

@@ -251,6 +251,98 @@ def test_prepare_qat_returns_a_new_model_and_leaves_the_float_model_alone():
     assert torch.equal(model.conv1.weight, before["conv1.weight"]), "weights are shared"
 
 
+@pytest.mark.graded(points=1)
+def test_quantize_rounds_x_over_scale_before_adding_zero_point():
+    # scale 0.5, zero_point 1 (odd): x / 0.5 = [0.5, -0.5, 1.5, -1.5]
+    # round half to even first -> [0, 0, 2, -2], then + 1 -> [1, 1, 3, -1].
+    # (Rounding x / scale + zero_point = [1.5, 0.5, 2.5, -0.5] would give [2, 0, 2, 0],
+    # what torch.quantize_per_tensor does on x86; the spec follows
+    # torch.fake_quantize_per_tensor_affine, which rounds first.)
+    x = torch.tensor([0.25, -0.25, 0.75, -0.75])
+    _equal_int(Q.quantize(x, 0.5, 1, -128, 127), [1, 1, 3, -1])
+
+
+@pytest.mark.graded(points=1)
+def test_fake_quantize_rounds_x_over_scale_before_adding_zero_point():
+    # as above: codes [1, 1, 3, -1] -> (q - 1) * 0.5 = [0, 0, 1, -1], as torch computes it
+    x = torch.tensor([0.25, -0.25, 0.75, -0.75])
+    y = Q.fake_quantize(x, 0.5, 1, -128, 127)
+    _close(y, [0.0, 0.0, 1.0, -1.0])
+    _close(y, torch.fake_quantize_per_tensor_affine(x, 0.5, 1, -128, 127))
+
+
+@pytest.mark.graded(points=1)
+def test_dequantize_int8_codes_do_not_wrap_around():
+    # int8 codes, as a .tflite stores them, zero_point 10, scale 0.5:
+    # (-128 - 10) * 0.5 = -69 (-138 does not fit in int8: compute in int32 or float);
+    # (127 - 10) * 0.5 = 58.5; (0 - 10) * 0.5 = -5
+    q = torch.tensor([-128, 127, 0], dtype=torch.int8)
+    x = Q.dequantize(q, 0.5, 10)
+    assert x.dtype == torch.float32
+    _close(x, [-69.0, 58.5, -5.0])
+
+
+@pytest.mark.graded(points=2)
+def test_weight_qparams_honours_num_bits_and_guards_an_all_zero_channel():
+    # Linear weight (3, 2), 4 bits: narrow range [-7, 7], scale[c] = max |w[c]| / 7:
+    # row 0: 0.7 / 7 = 0.1; row 1: 0.14 / 7 = 0.02; row 2 all zero: SCALE_EPS = 2**-23
+    w = torch.tensor([[-0.7, 0.35], [0.14, 0.0], [0.0, 0.0]])
+    scale, zero_point = Q.weight_qparams(w, num_bits=4)
+    assert scale.shape == (3,) and scale.dtype == torch.float32
+    _close(scale[:2], [0.1, 0.02])
+    assert scale[2].item() == torch.finfo(torch.float32).eps
+    _equal_int(zero_point, [0, 0, 0])
+
+
+@pytest.mark.graded(points=2)
+def test_prepare_qat_passes_num_bits_and_keeps_each_layers_mode():
+    torch.manual_seed(0)
+    model = TinyConv(4).eval()
+    qmodel = Q.prepare_qat(model, num_bits=4)
+    assert qmodel.conv1.num_bits == 4 and qmodel.fc.num_bits == 4
+    # eval in, eval out: every module, quantized twins included
+    assert [m.training for m in qmodel.modules()] == [False] * len(list(qmodel.modules()))
+    # 4-bit weights: each fc row takes at most 15 values, multiples of max |row| / 7
+    w = qmodel.fc.fake_quantize_weight().detach()
+    step = model.fc.weight.detach().abs().amax(dim=1, keepdim=True) / 7
+    torch.testing.assert_close(w / step, torch.round(w / step), rtol=0, atol=1e-4)
+    assert int((w / step).round().abs().max()) == 7
+    # train in, train out
+    qmodel = Q.prepare_qat(TinyConv(4).train(), num_bits=8)
+    assert all(m.training for m in qmodel.modules())
+
+
+@pytest.mark.graded(points=2)
+def test_quantize_model_ptq_folds_batchnorm_and_passes_num_bits():
+    # conv 1 -> 2 channels, 1 x 1, weights [1, -2], no bias; BatchNorm (eps 0):
+    # gamma [2, 1], beta [0.5, -1], running_mean [0.25, 1], running_var [4, 0.25]
+    # g = gamma / sqrt(var) = [2 / 2, 1 / 0.5] = [1, 2]
+    # folded weight [1 * 1, -2 * 2] = [1, -4]; bias (0 - mean) * g + beta
+    # = [-0.25 + 0.5, -2 - 1] = [0.25, -3]
+    conv = nn.Conv2d(1, 2, 1, bias=False)
+    bn = nn.BatchNorm2d(2, eps=0.0)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, -2.0]).view(2, 1, 1, 1))
+        bn.weight.copy_(torch.tensor([2.0, 1.0]))
+        bn.bias.copy_(torch.tensor([0.5, -1.0]))
+        bn.running_mean.copy_(torch.tensor([0.25, 1.0]))
+        bn.running_var.copy_(torch.tensor([4.0, 0.25]))
+    model = nn.Sequential(conv, bn).eval()
+    x = torch.tensor([0.0, 0.5, 1.5, 1.0]).view(1, 1, 2, 2)
+    qmodel = Q.quantize_model_ptq(model, [x], num_bits=4)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in qmodel.modules())
+    assert isinstance(qmodel[0], Q.QuantConv2d) and qmodel[0].num_bits == 4
+    assert not any(m.training for m in qmodel.modules())
+    _close(qmodel[0].weight.detach().flatten(), [1.0, -4.0])
+    _close(qmodel[0].bias.detach(), [0.25, -3.0])
+    # input range [0, 1.5], 4 bits [-8, 7]: scale 1.5 / 15 = 0.1, zero_point -8;
+    # 0.5 -> 5 -> 0.5 exactly, so the output is the folded conv of x
+    with torch.no_grad():
+        y = qmodel(x)
+    expected = torch.stack([x[0, 0] * 1 + 0.25, x[0, 0] * -4 - 3])[None]
+    _close(y, expected, tol=1e-5)
+
+
 def _ptq_example_model():
     layer = nn.Linear(2, 2, bias=False)
     with torch.no_grad():
@@ -393,6 +485,49 @@ def test_quantize_model_ptq_leaves_the_float_model_alone():
         assert torch.equal(model(x), y_before)
     # 4-bit PTQ changes the logits (so the quantized model is really a different one)
     assert not torch.allclose(y_quant, y_before, atol=1e-4)
+
+
+@pytest.mark.graded(points=1)
+def test_choose_qparams_zero_point_rounds_half_to_even():
+    # x in [-3.5, 251.5]: scale = 255 / 255 = 1; x_min / scale = -3.5 -> round half to even
+    # -> -4 -> zero_point = -128 - (-4) = -124 (round half up would give -3 -> -125)
+    scale, zero_point = Q.choose_qparams(-3.5, 251.5)
+    assert scale.item() == 1.0 and zero_point.item() == -124
+
+
+@pytest.mark.graded(points=1)
+def test_choose_qparams_symmetric_per_channel_is_per_channel():
+    # channels [-1, 0.5] and [-0.5, 2]: max_abs 1 and 2 -> scales 1/127 and 2/127
+    scale, zero_point = Q.choose_qparams(torch.tensor([-1.0, -0.5]), torch.tensor([0.5, 2.0]),
+                                         symmetric=True)
+    _close(scale, [1 / 127, 2 / 127])
+    _equal_int(zero_point, [0, 0])
+
+
+@pytest.mark.graded(points=1)
+def test_weight_qparams_along_axis_1():
+    # axis 1 of a (2, 3) weight: columns [1, 2], [-4, 1], [0.5, -1.5] -> max |w| 2, 4, 1.5
+    # -> scales 2/127, 4/127, 1.5/127
+    w = torch.tensor([[1.0, -4.0, 0.5], [2.0, 1.0, -1.5]])
+    scale, _ = Q.weight_qparams(w, axis=1)
+    _close(scale, [2 / 127, 4 / 127, 1.5 / 127])
+
+
+class _MyConv(nn.Conv2d):
+    """A Conv2d subclass: QUANT_LAYERS matches exact types, so prepare_qat leaves it float."""
+
+
+@pytest.mark.graded(points=1)
+def test_prepare_qat_converts_exact_types_only():
+    model = nn.Sequential(_MyConv(1, 2, 1), nn.Flatten(), nn.Linear(2, 2))
+    qmodel = Q.prepare_qat(model)
+    assert type(qmodel[0]) is _MyConv and type(qmodel[2]) is Q.QuantLinear
+    # preparing a prepared model changes nothing: its observed range stays
+    qmodel[2].act_min.fill_(-1.0)
+    qmodel[2].act_max.fill_(1.0)
+    again = Q.prepare_qat(qmodel)
+    assert type(again[2]) is Q.QuantLinear
+    assert (again[2].act_min.item(), again[2].act_max.item()) == (-1.0, 1.0)
 ### END HIDDEN TESTS
 
 

@@ -30,6 +30,24 @@ def _conv_bn() -> nn.Module:
     return nn.Sequential(nn.Conv2d(2, 3, 3, bias=False), nn.BatchNorm2d(3))
 
 
+class _Block(nn.Module):
+    """Leaves inside a block, one leaf called twice, call order != definition order.
+
+    x (1, 1, 2, 2) -> block.0 Conv2d(1 -> 1, 1 x 1) -> block.1 ReLU -> act -> act (the same
+    ReLU again) -> flatten (a function, not a module) -> fc Linear(4 -> 2).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)  # defined first, called last
+        self.block = nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU())
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        x = self.act(self.act(self.block(x)))
+        return self.fc(x.flatten(1))
+
+
 def _record(name, kind, input_shape, output_shape, allocates, bytes_per_element=1):
     return S.ActivationSize(name=name, kind=kind, input_shape=input_shape,
                             output_shape=output_shape, bytes_per_element=bytes_per_element,
@@ -56,6 +74,16 @@ def test_count_parameters_skips_batchnorm_buffers_and_frozen_weights():
     # frozen conv: trainable only the 6 BN parameters; all parameters still 60
     assert S.count_parameters(model) == 6
     assert S.count_parameters(model, trainable_only=False) == 60
+
+
+@pytest.mark.graded(points=1)
+def test_count_parameters_nested_blocks_and_a_shared_weight():
+    # a: Linear(4 -> 4) inside a block; b: Linear(4 -> 4) whose weight IS a's weight.
+    # a.weight 16 + a.bias 4 + b.bias 4 = 24 (the shared weight counts once, not 40)
+    a, b = nn.Linear(4, 4), nn.Linear(4, 4)
+    b.weight = a.weight
+    model = nn.Sequential(nn.Sequential(a), b)
+    assert S.count_parameters(model) == 24
 
 
 # ------------------------------------------------------------------ flash_bytes
@@ -146,6 +174,16 @@ def test_activation_sizes_bytes_per_element_and_no_hooks_left():
     assert len(S.activation_sizes(model, (1, 49, 40), bytes_per_element=4)) == 6
     assert all(len(m._forward_hooks) == 0 for m in model.modules())
     assert model.training  # the caller's mode is restored
+
+
+@pytest.mark.graded(points=2)
+def test_activation_sizes_records_every_leaf_call_in_call_order():
+    sizes = S.activation_sizes(_Block(), (1, 2, 2), bytes_per_element=1)
+    # leaves only (not "block" or the model), one record per call, in call order
+    assert [s.name for s in sizes] == ["block.0", "block.1", "act", "act", "fc"]
+    assert [s.kind for s in sizes] == ["Conv2d", "ReLU", "ReLU", "ReLU", "Linear"]
+    assert sizes[0].input_shape == (1, 1, 2, 2) and sizes[4].input_shape == (1, 4)
+    assert sizes[4].output_shape == (1, 2)
 
 
 # ------------------------------------------------------------------ ram_naive_bytes
@@ -240,6 +278,15 @@ def test_count_macs_tiny_conv_per_layer_and_total():
     assert total == 336_000
 
 
+@pytest.mark.graded(points=1)
+def test_count_macs_of_nested_blocks():
+    # _Block has no input_shape attribute: the shape passed in is the one used
+    per_layer, total = S.count_macs(_Block(), (1, 2, 2))
+    # block.0: 1 * 1 * 2 * 2 = 4 outputs * (1 input channel * 1 * 1) = 4; fc: 2 * 4 = 8
+    assert per_layer == [("block.0", 4), ("block.1", 0), ("act", 0), ("act", 0), ("fc", 8)]
+    assert total == 12
+
+
 # ------------------------------------------------------------------ count_flops
 
 
@@ -247,6 +294,12 @@ def test_count_macs_tiny_conv_per_layer_and_total():
 def test_count_flops_is_two_per_mac_tiny_conv():
     # 2 FLOPs (multiply + add) per MAC, bias adds not counted: 2 * 336,000 = 672,000
     assert S.count_flops(_tiny_conv(), (1, 49, 40)) == 672_000
+
+
+@pytest.mark.graded(points=1)
+def test_count_flops_of_nested_blocks():
+    # 2 * 12 MACs (see test_count_macs_of_nested_blocks) = 24, at the shape passed in
+    assert S.count_flops(_Block(), (1, 2, 2)) == 24
 
 
 ### BEGIN HIDDEN TESTS
@@ -295,4 +348,56 @@ def test_count_macs_ds_cnn_hidden():
 def test_count_flops_ds_cnn_hidden():
     # 2 * 10,624,768 = 21,249,536
     assert S.count_flops(_ds_cnn(), (1, 49, 40)) == 21_249_536
+
+
+class _Broken(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        self.fc(x)
+        raise RuntimeError("broken forward")
+
+
+@pytest.mark.graded(points=1)
+def test_activation_sizes_single_leaf_model_and_failing_forward_hidden():
+    # a model that is one leaf is its own only layer, named "" as in named_modules()
+    sizes = S.activation_sizes(nn.Linear(3, 2), (3,), bytes_per_element=4)
+    assert [(s.name, s.kind, s.input_shape, s.output_shape) for s in sizes] == [
+        ("", "Linear", (1, 3), (1, 2))]
+    assert sizes[0].output_bytes == 8
+    # the forward pass raises: the error propagates, no hook stays, the mode is restored
+    model = _Broken().train()
+    with pytest.raises(RuntimeError, match="broken forward"):
+        S.activation_sizes(model, (3,))
+    assert not model.fc._forward_hooks and model.training
+
+
+@pytest.mark.graded(points=1)
+def test_estimate_flash_bytes_finds_layers_inside_blocks_hidden():
+    # conv 1 -> 2, 3 x 3, no bias, inside a block: 18 weights; fc 8 -> 3: 24 weights
+    # int8: 42 weights + (2 + 3) * 4 bias bytes + 2 * 5 * 12 qparams = 42 + 20 + 120 = 182
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3, bias=False)), nn.Flatten(),
+                          nn.Linear(8, 3))
+    assert S.estimate_flash_bytes(model, "int8", base_overhead_bytes=0,
+                                  layer_overhead_bytes=0) == 182
+
+
+@pytest.mark.graded(points=1)
+def test_ram_bytes_when_a_layer_reads_an_earlier_buffer_hidden():
+    # fc reads the model input again (a skip), not conv's output:
+    # naive = input 4 + conv 8 + fc 2 = 14 (not the inputs 4 + 4 plus the last output 2 = 10)
+    sizes = [_record("conv", "Conv2d", (1, 4), (1, 8), True),
+             _record("fc", "Linear", (1, 4), (1, 2), True)]
+    assert S.ram_naive_bytes(sizes) == 14
+    # no layer allocates: the peak is the input alone, 10 bytes
+    assert S.ram_peak_bytes([_record("relu", "ReLU", (1, 10), (1, 10), False)]) == 10
+
+
+@pytest.mark.graded(points=1)
+def test_layer_macs_batch_of_two_is_an_int_hidden():
+    # conv 3 -> 4, (3, 2) kernel, batch 2: output 2 * 4 * 5 * 6 = 240 elements * 18 = 4,320
+    macs = S.layer_macs(nn.Conv2d(3, 4, (3, 2)), (2, 3, 7, 7), (2, 4, 5, 6))
+    assert macs == 4_320 and type(macs) is int
 ### END HIDDEN TESTS

@@ -1,14 +1,8 @@
-"""Instructor-only: the graded pruning tests must catch seeded wrong implementations.
+"""Mutant set A for kwslab.prune: the first set of plausible wrong answers.
 
-Each mutant replaces one student function of ``kwslab.prune`` (monkeypatched on the module,
-where the graded tests and ``prune_channels`` look it up) with a plausible mistake. The
-graded test functions of ``tests/graded/test_prune.py`` (public and hidden) are called
-directly; a mutant is killed when at least one of them fails. The stub
-(``raise NotImplementedError``) of each student function must fail every graded test that
-calls that function (found by spying on the solution run).
-
-Kill rate: ``python tests/instructor/test_prune_mutants.py`` prints the table, or run
-``pytest tests/instructor/test_prune_mutants.py -s`` and read the summary line.
+Each mutant is a replacement function for one student function; the harness
+(``tests/instructor/mutation.py``) patches it into the real module, as
+``monkeypatch.setattr`` would, and runs the graded tests that reach that function.
 """
 from __future__ import annotations
 
@@ -26,7 +20,6 @@ from torch.nn.utils import prune as torch_prune
 
 from kwslab import prune as P
 
-GRADED_FILE = Path(__file__).resolve().parents[1] / "graded" / "test_prune.py"
 STUDENT_FUNCTIONS = [
     "magnitude_prune_mask", "apply_global_magnitude_pruning", "apply_layerwise_pruning",
     "channel_importance", "channels_to_keep", "slice_conv2d", "slice_batchnorm2d",
@@ -269,123 +262,7 @@ MUTANTS: list[tuple[str, str, Callable]] = [
 ]
 
 
-def _stub(*args, **kwargs):
-    raise NotImplementedError()
-
-
-# ------------------------------------------------------------------------------ harness
-
-@functools.lru_cache(maxsize=1)
-def _graded_module():
-    spec = importlib.util.spec_from_file_location("_graded_test_prune_for_mutants",
-                                                  GRADED_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def graded_tests() -> list[tuple[str, Callable, int]]:
-    """(name, function, points) of every graded test, public and hidden, in file order."""
-    tests = []
-    for name, fn in vars(_graded_module()).items():
-        if name.startswith("test_") and callable(fn):
-            marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "graded"]
-            if marks:
-                tests.append((name, fn, marks[0].kwargs["points"]))
-    return tests
-
-
-def _passes(test: Callable, patches: dict[str, Callable]) -> bool:
-    with pytest.MonkeyPatch.context() as mp:
-        for name, impl in patches.items():
-            mp.setattr(P, name, impl)
-        try:
-            test()
-        except Exception:  # a crash in a wrong implementation also fails the test
-            return False
-    return True
-
-
-@functools.lru_cache(maxsize=1)
-def usage() -> dict[str, frozenset[str]]:
-    """Test name -> student functions it calls (directly or through another function)."""
-    result = {}
-    for test_name, test, _ in graded_tests():
-        called: set[str] = set()
-
-        def spy(name):
-            def wrapper(*args, **kwargs):
-                called.add(name)
-                return SOLUTION[name](*args, **kwargs)
-            return wrapper
-
-        assert _passes(test, {n: spy(n) for n in STUDENT_FUNCTIONS}), test_name
-        result[test_name] = frozenset(called)
-    return result
-
-
-def killing_test(function: str, impl: Callable) -> str | None:
-    """Name of the first graded test using ``function`` that fails with ``impl``, or None."""
-    for test_name, test, _ in graded_tests():
-        if function in usage()[test_name] and not _passes(test, {function: impl}):
-            return test_name
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def kill_report() -> tuple[tuple[str, str, str | None], ...]:
-    """(mutant, function, killing test or None) for every mutant (computed once)."""
-    return tuple((name, fn, killing_test(fn, impl)) for name, fn, impl in MUTANTS)
-
-
-# -------------------------------------------------------------------------------- tests
-
-def test_graded_tests_pass_on_the_solution_and_cover_every_student_function():
-    used = set().union(*usage().values())
-    assert used == set(STUDENT_FUNCTIONS)
-    assert len(graded_tests()) == len(usage()) >= 20
-
-
-CONTROLS: list[tuple[str, Callable]] = [
-    ("magnitude_prune_mask", _mask_mutant()), ("apply_global_magnitude_pruning", _global()),
-    ("apply_layerwise_pruning", _layerwise()), ("channel_importance", _importance()),
-    ("channels_to_keep", _keep()), ("slice_conv2d", _conv()), ("slice_batchnorm2d", _bn()),
-    ("slice_linear_inputs", _linear()),
-]
-"""The mutant builders with no knob turned: correct, so they must pass every graded test
-(a kill then comes from the seeded mistake, not from a slip in the builder)."""
-
-
-@pytest.mark.parametrize("function,impl", CONTROLS, ids=[c[0] for c in CONTROLS])
-def test_mutant_builders_without_a_mistake_pass(function, impl):
-    assert killing_test(function, impl) is None
-
-
-@pytest.mark.parametrize("function", STUDENT_FUNCTIONS)
-def test_stub_fails_every_graded_test_that_uses_it(function):
-    users = [(n, t) for n, t, _ in graded_tests() if function in usage()[n]]
-    assert users, f"no graded test calls {function}"
-    survivors = [n for n, t in users if _passes(t, {function: _stub})]
-    assert not survivors, f"stub of {function} passes {survivors}"
-
-
-@pytest.mark.parametrize("index", range(len(MUTANTS)), ids=[m[0] for m in MUTANTS])
-def test_mutant_is_killed(index):
-    name, function, test = kill_report()[index]
-    assert test is not None, f"mutant {name!r} of {function} survives every graded test"
-
-
-def test_kill_rate_is_100_percent():
-    report = kill_report()
-    killed = sum(test is not None for _, _, test in report)
-    print(f"\nprune mutants killed: {killed}/{len(report)} = {killed / len(report):.0%}")
-    assert killed == len(report)
-
-
-if __name__ == "__main__":
-    rows = kill_report()
-    for mutant, function, test in rows:
-        print(f"{'KILLED ' if test else 'SURVIVED'} {function:32s} {mutant:52s} {test or ''}")
-    n_killed = sum(t is not None for *_, t in rows)
-    print(f"prune mutants killed: {n_killed}/{len(rows)} = {n_killed / len(rows):.0%}")
-    sys.exit(0 if n_killed == len(rows) else 1)
+MODULE = "prune"
+KIND = "mutants"
+VARIANTS = [dict(name=label, target=function, function=impl, why=label)
+            for label, function, impl in MUTANTS]

@@ -1,4 +1,4 @@
-"""Tests for ``kwslab.prune_lab``: sweeps, MCU latency estimate, profile parsing, LUT compression.
+"""Tests for the pruning sweeps (kwslab.sweeps) and the helpers they use: grouped pruning, MCU latency, profile parsing, weight clustering, LUT compression.
 
 Tiny random models on tiny random features; exact counts are derived in the comments.
 TinyConv on an 8 x 8 input with 3 classes: SamePad + conv 8 x (10, 8) stride 2 -> (8, 4, 4);
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from kwslab import prune_lab as L
+from kwslab import export, firmware, prune, quantize, size_estimate, sweeps, train
 from kwslab.models import TinyConv
 
 ROW_FIELDS = {"sparsity", "measured_sparsity", "nonzero_params", "params", "val_accuracy",
@@ -37,7 +37,7 @@ def test_feature_batches_use_one_augmented_copy_per_epoch_and_every_clip_once():
     # epoch 0 sees one value only, epoch 1 another; each epoch yields all 10 labels once
     bank = np.stack([np.full((10, 2, 3), v, np.int8) for v in (-128, 0)])  # (K=2, N=10, 2, 3)
     labels = np.arange(10)
-    batches = L.FeatureBatches(bank, labels, batch_size=4, seed=0)
+    batches = train.FeatureBatches(bank, labels, batch_size=4, seed=0)
     seen = []
     for _ in range(2):
         xs, ys = zip(*batches)
@@ -47,14 +47,14 @@ def test_feature_batches_use_one_augmented_copy_per_epoch_and_every_clip_once():
         seen.append(torch.unique(torch.cat([x.flatten() for x in xs])).tolist())
     assert len(seen[0]) == 1 and len(seen[1]) == 1 and seen[0] != seen[1]
     with pytest.raises(ValueError, match="batch_size=0"):
-        L.FeatureBatches(bank, labels, batch_size=0)
+        train.FeatureBatches(bank, labels, batch_size=0)
     with pytest.raises(ValueError, match="N = len"):
-        L.FeatureBatches(bank, labels[:5])
+        train.FeatureBatches(bank, labels[:5])
 
 
 def test_unstructured_sweep_rows_have_the_fields_and_sparsity_grows():
     model, data = _tiny_model(), _fake_data()
-    rows = L.unstructured_sweep(model, data, [0.9, 0.0, 0.5], finetune_epochs=1)
+    rows = sweeps.unstructured_sweep(model, data, [0.9, 0.0, 0.5], finetune_epochs=1)
     assert [r["sparsity"] for r in rows] == [0.0, 0.5, 0.9]  # sorted
     assert all(set(r) == ROW_FIELDS for r in rows)
     # pruned: 0, round(0.5 * 1024) = 512, round(0.9 * 1024) = round(921.6) = 922 weights
@@ -69,26 +69,26 @@ def test_unstructured_sweep_rows_have_the_fields_and_sparsity_grows():
             assert 0.0 <= r[key] <= 1.0
     assert model.conv1.weight.count_nonzero() == 640  # the input model is not modified
     with pytest.raises(ValueError, match="sparsities"):
-        L.unstructured_sweep(model, data, [0.5, 1.5])
+        sweeps.unstructured_sweep(model, data, [0.5, 1.5])
 
 
 def test_prune_unstructured_finetunes_the_kept_weights():
     model, data = _tiny_model(), _fake_data()
-    pruned, _ = L.prune_unstructured(model, data, 0.5, finetune_epochs=1)
+    pruned, _ = sweeps.prune_unstructured(model, data, 0.5, finetune_epochs=1)
     kept = pruned.fc.weight_mask.bool()
     assert not torch.equal(pruned.fc.weight_orig[kept], model.fc.weight[kept])
-    no_tune, row = L.prune_unstructured(model, data, 0.5, finetune_epochs=0)
+    no_tune, row = sweeps.prune_unstructured(model, data, 0.5, finetune_epochs=0)
     assert torch.equal(no_tune.fc.weight, model.fc.weight * no_tune.fc.weight_mask)
     assert row["test_accuracy"] == row["finetuned_test_accuracy"]
 
 
 def test_group_dims_prune_filters_and_fc_input_columns():
-    assert L.group_dims(_tiny_model()) == {"conv1": 0, "fc": 1}
+    assert prune.group_dims(_tiny_model()) == {"conv1": 0, "fc": 1}
 
 
 def test_grouped_sweep_prunes_whole_groups_and_norms_pick_differently():
     model, data = _tiny_model(), _fake_data()
-    rows = L.grouped_sweep(model, data, [0.5], norms=("l1", "l2", "linf"), finetune_epochs=1)
+    rows = sweeps.grouped_sweep(model, data, [0.5], norms=("l1", "l2", "linf"), finetune_epochs=1)
     assert [r["norm"] for r in rows] == ["l1", "l2", "linf"]
     # 4 of 8 filters (4 * 80 = 320 weights) and 64 of 128 fc columns (64 * 3 = 192 weights)
     # pruned: (320 + 192) / 1024 = 0.5; nonzero 1,035 - 512 = 523 (biases stay)
@@ -97,55 +97,55 @@ def test_grouped_sweep_prunes_whole_groups_and_norms_pick_differently():
     # random weights: L-infinity (max |w|) cannot agree with L1 on all 68 groups
     assert rows[2]["same_groups_as_l1"] < 1.0
     with pytest.raises(ValueError, match="norm='l3'"):
-        L.grouped_sweep(model, data, [0.5], norms=("l3",))
+        sweeps.grouped_sweep(model, data, [0.5], norms=("l3",))
 
 
 def test_structured_sweep_counts_params_and_macs_on_the_smaller_model():
     model, data = _tiny_model(), _fake_data()
-    rows = L.structured_sweep(model, data, [0.5, 0.0], finetune_epochs=1, latency_s=0.01,
+    rows = sweeps.structured_sweep(model, data, [0.5, 0.0], finetune_epochs=1, latency_s=0.01,
                               latency_repeats=2)
-    assert [r["ratio"] for r in rows] == [0.0, 0.5]
+    assert [r["channel_sparsity"] for r in rows] == [0.0, 0.5]
     assert [r["channels"] for r in rows] == [{"conv1": 8}, {"conv1": 4}]
-    # ratio 0.5: conv 4 * 80 + 4 = 324, fc 3 * 64 + 3 = 195 -> 519 parameters;
+    # channel sparsity 0.5: conv 4 * 80 + 4 = 324, fc 3 * 64 + 3 = 195 -> 519 parameters;
     # MACs 4 * 4 * 4 * 80 = 5,120 + 3 * 64 = 192 -> 5,312
     assert [r["params"] for r in rows] == [1035, 519]
     assert [r["macs"] for r in rows] == [10_624, 5_312]
     assert all(r["cpu_latency_ms"] > 0 for r in rows)
     assert all(0.0 <= r["finetuned_val_accuracy"] <= 1.0 for r in rows)
     with pytest.raises(ValueError, match="latency_repeats=0"):
-        L.structured_sweep(model, data, [0.5], latency_repeats=0)
+        sweeps.structured_sweep(model, data, [0.5], latency_repeats=0)
 
 
 def test_mcu_latency_is_macs_over_throughput_and_clock():
     # tiny_conv: 336,000 MACs / 0.5 MACs per cycle = 672,000 cycles / 64 MHz = 10.5 ms
-    assert L.mcu_latency_ms(336_000) == pytest.approx(10.5)
-    assert L.mcu_latency_ms(1_000_000, clock_hz=100e6, macs_per_cycle=1.0) == pytest.approx(10.0)
+    assert size_estimate.mcu_latency_ms(336_000) == pytest.approx(10.5)
+    assert size_estimate.mcu_latency_ms(1_000_000, clock_hz=100e6, macs_per_cycle=1.0) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="macs_per_cycle"):
-        L.mcu_latency_ms(10, macs_per_cycle=0)
+        size_estimate.mcu_latency_ms(10, macs_per_cycle=0)
 
 
 def test_parse_profile_averages_the_sketch_lines():
     text = ("boot ok\nprofile_us capture=800 features=1500 invoke=9000 post=40 dropped_strides=0\n"
             "heard yes (212)\n"
             "profile_us capture=820 features=1540 invoke=9100 post=60 dropped_strides=2\n")
-    assert L.parse_profile(text) == {"capture": 810.0, "features": 1520.0, "invoke": 9050.0,
+    assert firmware.parse_profile(text) == {"capture": 810.0, "features": 1520.0, "invoke": 9050.0,
                                      "post": 50.0, "dropped_strides": 1.0}
-    assert L.parse_profile("no profiling here") is None
+    assert firmware.parse_profile("no profiling here") is None
     with pytest.raises(ValueError, match="invoke=fast"):
-        L.parse_profile("profile_us invoke=fast")
+        firmware.parse_profile("profile_us invoke=fast")
 
 
 def test_cluster_weights_leaves_few_values_per_channel_and_keeps_zeros():
     model = _tiny_model()
     with torch.no_grad():
         model.fc.weight[0, :10] = 0.0
-    L.cluster_weights(model, 4)
+    quantize.cluster_weights(model, 4)
     for w in (model.conv1.weight.flatten(1), model.fc.weight):
         assert max(len(torch.unique(row)) for row in w) <= 4
     assert torch.equal(model.fc.weight[0, :10], torch.zeros(10))
     assert (model.fc.weight[0, 10:] != 0).all()  # no weight became zero by clustering
     with pytest.raises(ValueError, match="num_values=1"):
-        L.cluster_weights(model, 1)
+        quantize.cluster_weights(model, 1)
 
 
 @pytest.mark.slow
@@ -160,15 +160,15 @@ def test_lut_compression_shrinks_the_model_and_tflm_outputs_stay_the_same():
     calibration = export.representative_features(x, seed=0)
     plain = export.convert_int8(export.keras_twin(model, (20, 16)), calibration)
     with pytest.raises(ValueError, match="cluster_weights"):
-        L.lut_compress(plain)  # up to 80+ distinct int8 values per channel: no gain
-    L.cluster_weights(model, 4)
+        export.lut_compress(plain)  # up to 80+ distinct int8 values per channel: no gain
+    quantize.cluster_weights(model, 4)
     tflite = export.convert_int8(export.keras_twin(model, (20, 16)), calibration)
-    compressed, rows = L.lut_compress(tflite)
+    compressed, rows = export.lut_compress(tflite)
     # 4 values per channel -> 2-bit indices: fc 2,560 * 2 / 8 = 640 + 4 tables * 4 = 656 B
     assert {r["op"]: r["index_bitwidth"] for r in rows} == {"CONV_2D": 2, "FULLY_CONNECTED": 2}
     assert {r["op"]: r["lut_bytes"] for r in rows} == {"CONV_2D": 160 + 32,
                                                        "FULLY_CONNECTED": 640 + 16}
     assert len(compressed) < len(tflite) - 1500
-    assert L.tflm_ops(compressed).count("TFLM_DECODE") == 2
-    assert "TFLM_DECODE" not in L.tflm_ops(tflite)
+    assert export.op_names(compressed).count("TFLM_DECODE") == 2
+    assert "TFLM_DECODE" not in export.op_names(tflite)
     np.testing.assert_array_equal(export.run_tflm(compressed, x), export.run_tflm(tflite, x))

@@ -147,18 +147,19 @@ def test_measure_latency_ms_is_positive():
 
 @pytest.mark.slow
 @pytest.mark.tflm
-@pytest.mark.parametrize("name,classes,ratio", [("tiny_conv", 4, 0.0), ("tiny_conv", 4, 0.5),
-                                                ("ds_cnn", 12, 0.0)])
-def test_tflm_arena_estimate_within_two_percent_of_measured_arena(name, classes, ratio):
+@pytest.mark.parametrize("name,classes,channel_sparsity",
+                         [("tiny_conv", 4, 0.0), ("tiny_conv", 4, 0.5), ("ds_cnn", 12, 0.0)])
+def test_tflm_arena_estimate_within_two_percent_of_measured_arena(name, classes,
+                                                                  channel_sparsity):
     import numpy as np
 
     from kwslab import export, models, prune
 
     torch.manual_seed(0)
     model = models.build_model(name, classes).eval()
-    if ratio:
-        model = prune.prune_channels(model, ratio).eval()
+    if channel_sparsity:
+        model = prune.prune_channels(model, channel_sparsity).eval()
     x = np.random.default_rng(0).integers(-128, 60, (32, 49, 40)).astype(np.int8)
     tflite = export.convert_int8(export.keras_twin(model), export.representative_features(x))
-    measured = export.arena_bytes(tflite)
+    measured = export.measure_arena_bytes(tflite)
     assert S.estimate_tflm_arena_bytes(model) == pytest.approx(measured, rel=0.02)

@@ -1,4 +1,4 @@
-"""Checks of kwslab.quantize_lab (the quantization notebook's experiments) on tiny random
+"""Checks of the quantization sweeps (kwslab.sweeps) and the QAT helpers of kwslab.quantize on tiny random
 models and random int8 features: no dataset, a few seconds in all."""
 import copy
 import dataclasses
@@ -9,37 +9,18 @@ import torch
 from torch import nn
 
 from kwslab import quantize as Q
-from kwslab import quantize_lab as L
+from kwslab import sweeps, train
 from kwslab.config import TrainConfig
 from kwslab.models import DSCNN, TinyConv
-from kwslab.train import FeatureData
 
 LABELS = ("_silence_", "_unknown_", "yes")
 
 
-def _random_data(seed: int = 0, n_train: int = 24, n_eval: int = 12) -> FeatureData:
-    rng = np.random.default_rng(seed)
-    feats = lambda *shape: rng.integers(-128, 128, size=(*shape, 49, 40)).astype(np.int8)  # noqa: E731
-    labels = lambda n: rng.integers(0, len(LABELS), size=n).astype(np.int64)  # noqa: E731
-    return FeatureData(labels=LABELS, train_x=feats(2, n_train), train_y=labels(n_train),
-                       val_x=feats(n_eval), val_y=labels(n_eval), test_x=feats(n_eval),
-                       test_y=labels(n_eval), test_names=["_silence_"] * n_eval, stats={})
-
-
-def _small_dscnn(seed: int = 0) -> DSCNN:
+@pytest.fixture
+def small_dscnn(randomize_batchnorm):
     """A DS-CNN with 8 channels and one block, BatchNorm given non-trivial statistics."""
-    torch.manual_seed(seed)
-    model = DSCNN(len(LABELS), channels=8, num_blocks=1)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(c, generator=g) - 0.5)
-    return model.eval()
+    torch.manual_seed(0)
+    return randomize_batchnorm(DSCNN(len(LABELS), channels=8, num_blocks=1)).eval()
 
 
 def _tiny_conv(seed: int = 0) -> TinyConv:
@@ -64,16 +45,17 @@ def _assert_unchanged(model: nn.Module, snapshot) -> None:
 
 # ---- qat_to_float --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [_tiny_conv, _small_dscnn], ids=["tiny_conv", "ds_cnn"])
-def test_qat_to_float_equals_qat_model_without_activation_quantization(make):
+@pytest.mark.parametrize("name", ["tiny_conv", "ds_cnn"])
+def test_qat_to_float_equals_qat_model_without_activation_quantization(name, request):
     # What is compared: in eval mode, the converted float model and the QAT model with each
     # layer's input fake quantization replaced by the identity compute the same ops on the
     # same weight values (the fake-quantized ones) and the same BatchNorm, so the logits are
     # bit-for-bit equal. With activation quantization left on (4 bits), they differ.
-    qmodel = Q.prepare_qat(make(), num_bits=4)
+    model = _tiny_conv() if name == "tiny_conv" else request.getfixturevalue("small_dscnn")
+    qmodel = Q.prepare_qat(model, num_bits=4)
     x = torch.rand(6, 1, 49, 40) * 26
     Q.calibrate(qmodel, [x])
-    fmodel = L.qat_to_float(qmodel)
+    fmodel = Q.qat_to_float(qmodel)
     assert not any(isinstance(m, Q._FakeQuantMixin) for m in fmodel.modules())
     assert type(fmodel) is type(qmodel) and list(fmodel._modules) == list(qmodel._modules)
 
@@ -87,9 +69,9 @@ def test_qat_to_float_equals_qat_model_without_activation_quantization(make):
     assert not torch.equal(out_float, out_qat), "4-bit activation quantization should change the logits"
 
 
-def test_qat_to_float_weights_are_the_fake_quantized_grid_values():
-    qmodel = Q.prepare_qat(_small_dscnn(), num_bits=3)
-    fmodel = L.qat_to_float(qmodel)
+def test_qat_to_float_weights_are_the_fake_quantized_grid_values(small_dscnn):
+    qmodel = Q.prepare_qat(small_dscnn, num_bits=3)
+    fmodel = Q.qat_to_float(qmodel)
     float_layers = dict(fmodel.named_modules())
     for name, q in qmodel.named_modules():
         if not isinstance(q, Q._FakeQuantMixin):
@@ -108,18 +90,18 @@ def test_qat_to_float_weights_are_the_fake_quantized_grid_values():
 def test_qat_to_float_leaves_the_qat_model_alone_and_rejects_a_float_model():
     qmodel = Q.prepare_qat(_tiny_conv(), num_bits=8)
     before = _snapshot(qmodel)
-    L.qat_to_float(qmodel)
+    Q.qat_to_float(qmodel)
     _assert_unchanged(qmodel, before)
     with pytest.raises(ValueError, match="no QuantConv2d/QuantLinear"):
-        L.qat_to_float(_tiny_conv())
+        Q.qat_to_float(_tiny_conv())
 
 
 # ---- sweeps --------------------------------------------------------------------------------
 
-def test_ptq_sweep_one_row_per_bit_width_and_float_model_untouched():
-    model, data = _small_dscnn(), _random_data()
+def test_ptq_sweep_one_row_per_bit_width_and_float_model_untouched(small_dscnn, random_features):
+    model, data = small_dscnn, random_features()
     before = _snapshot(model)
-    rows, models = L.ptq_sweep(model, data, bits=(8, 2, 4), num_calibration=16)
+    rows, models = sweeps.ptq_sweep(model, data, bits=(8, 2, 4), num_calibration=16)
     assert [r["num_bits"] for r in rows] == [8, 2, 4]
     assert {r["method"] for r in rows} == {"PTQ"}
     for r in rows:
@@ -132,11 +114,11 @@ def test_ptq_sweep_one_row_per_bit_width_and_float_model_untouched():
     _assert_unchanged(model, before)
 
 
-def test_qat_sweep_trains_copies_and_leaves_the_float_model_untouched():
-    model, data = _tiny_conv().train(), _random_data()
+def test_qat_sweep_trains_copies_and_leaves_the_float_model_untouched(random_features):
+    model, data = _tiny_conv().train(), random_features()
     before = _snapshot(model)
     cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=24, learning_rate=1e-2)
-    rows, models = L.qat_sweep(model, data, bits=(2, 8), train_cfg=cfg, num_calibration=16)
+    rows, models = sweeps.qat_sweep(model, data, bits=(2, 8), train_cfg=cfg, num_calibration=16)
     assert [(r["method"], r["num_bits"], r["epochs"]) for r in rows] == [("QAT", 2, 1), ("QAT", 8, 1)]
     for r in rows:
         assert 0.0 <= r["val_accuracy"] <= 1.0 and 0.0 <= r["test_accuracy"] <= 1.0
@@ -146,14 +128,14 @@ def test_qat_sweep_trains_copies_and_leaves_the_float_model_untouched():
     assert not models[8].training and isinstance(models[8].fc, Q.QuantLinear)
 
 
-def test_qat_finetune_starts_from_calibrated_ranges():
+def test_qat_finetune_starts_from_calibrated_ranges(random_features):
     # The first layer's input range must cover the calibration data, which spans the whole
     # int8 range, before training starts (one full-batch epoch, learning rate ~0: the moving
     # average of batch extremes over the same 24 clips then keeps that range).
-    model, data = _tiny_conv(), _random_data()
+    model, data = _tiny_conv(), random_features()
     data.train_x[0, 0, 0, 0], data.train_x[0, 0, 0, 1] = -128, 127
     cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=24, learning_rate=1e-9)
-    qmodel, hist = L.qat_finetune(model, data, 8, cfg, num_calibration=24)
+    qmodel, hist = sweeps.qat_finetune(model, data, 8, cfg, num_calibration=24)
     assert hist.epoch == [1]
     # int8 127 -> (127 + 128) * 6660 / 65536 = 25.914 (frontend.to_float: scale 666 * 10 /
     # 65536, zero point -128); int8 -128 -> 0
@@ -175,11 +157,11 @@ class _ConstantClass(nn.Module):
         return logits
 
 
-def test_accuracies_are_fractions_of_correct_clips():
-    data = _random_data()
+def test_accuracies_are_fractions_of_correct_clips(random_features):
+    data = random_features()
     data.val_y = np.array([1, 1, 0, 2] * 3)       # 6 of 12 are class 1 -> 0.5
     data.test_y = np.array([1, 0, 0, 0] * 3)      # 3 of 12 -> 0.25
-    assert L.accuracies(_ConstantClass(1), data) == {"val_accuracy": 0.5, "test_accuracy": 0.25}
+    assert train.accuracies(_ConstantClass(1), data) == {"val_accuracy": 0.5, "test_accuracy": 0.25}
 
 
 def test_qparams_table_by_hand():
@@ -189,7 +171,7 @@ def test_qparams_table_by_hand():
     x = torch.zeros(1, 1, 49, 40)
     x[0, 0, 0, 0] = 25.5
     Q.calibrate(qmodel, [x])
-    rows = L.qparams_table(qmodel)
+    rows = Q.qparams_table(qmodel)
     assert [r["layer"] for r in rows] == ["conv1", "fc"]
     conv = rows[0]
     assert (conv["input_min"], conv["input_max"]) == (0.0, 25.5)
@@ -205,30 +187,30 @@ def test_qparams_table_by_hand():
 def test_layer_weights_returns_grid_values_of_quantized_layers():
     model = _tiny_conv()
     q2 = Q.prepare_qat(model, num_bits=2)
-    row = L.layer_weights(q2, "fc", channel=1)
+    row = Q.layer_weights(q2, "fc", channel=1)
     # 2 bits, narrow range [-1, 1]: the values are -s, 0, s with s = max |w[1]|
     s = float(model.fc.weight[1].detach().abs().max())
     assert set(np.unique(row).tolist()) <= {-s, 0.0, s}
     assert row.shape == (4000,)
-    np.testing.assert_array_equal(L.layer_weights(model, "fc"), model.fc.weight.detach().numpy().ravel())
+    np.testing.assert_array_equal(Q.layer_weights(model, "fc"), model.fc.weight.detach().numpy().ravel())
     with pytest.raises(KeyError, match="'nope'"):
-        L.layer_weights(model, "nope")
+        Q.layer_weights(model, "nope")
 
 
-def test_calibration_batches_take_the_first_bank_copy():
-    data = _random_data(n_train=10)
-    batches = L.calibration_batches(data.train_x, num_examples=7, batch_size=3)
+def test_calibration_batches_take_the_first_bank_copy(random_features):
+    data = random_features(n_train=10)
+    batches = train.calibration_batches(data.train_x, num_examples=7, batch_size=3)
     assert [tuple(b.shape) for b in batches] == [(3, 1, 49, 40), (3, 1, 49, 40), (1, 1, 49, 40)]
     # frontend.to_float: int8 -128 -> 0.0, each int8 step is 666 * 10 / 65536
     expected = (data.train_x[0, 0].astype(np.float32) + 128) * 6660 / 65536
     np.testing.assert_allclose(batches[0][0, 0].numpy(), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="no features"):
-        L.calibration_batches(data.train_x[:, :0])
+        train.calibration_batches(data.train_x[:, :0])
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
-def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes():
+def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes(small_dscnn):
     # The converter quantizes each output channel symmetrically with scale max|w| / 127;
     # a channel already on an 8-bit grid (max |code| = 127) keeps its codes, and folding
     # BatchNorm multiplies a channel by g, which scales the grid with it (and flips the signs
@@ -237,15 +219,15 @@ def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes():
 
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, size=(8, 49, 40)).astype(np.int8)
-    dscnn = _small_dscnn()
+    dscnn = small_dscnn
     with torch.no_grad():
         dscnn.bn_pw1.weight[0] = -0.7  # one negative gamma
     for model in (_tiny_conv(), dscnn):
         qmodel = Q.prepare_qat(model, num_bits=8)
         Q.calibrate(qmodel, [torch.from_numpy(x).float()])
-        fmodel = L.qat_to_float(qmodel)
+        fmodel = Q.qat_to_float(qmodel)
         tflite = export.convert_int8(export.keras_twin(fmodel), export.representative_features(x))
-        match = L.weight_codes_match(tflite, qmodel)
+        match = sweeps.weight_codes_match(tflite, qmodel)
         names = [n for n, m in qmodel.named_modules() if isinstance(m, Q._FakeQuantMixin)]
         assert match == {n: True for n in names}, match
         # the check can fail: one weight of fc's row 0 moved by one grid step (a code 0 -> 1
@@ -255,4 +237,4 @@ def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes():
             s0 = Q.weight_qparams(moved.fc.weight)[0][0]
             j = int(torch.argmin(moved.fc.weight[0].abs()))
             moved.fc.weight[0, j] += s0
-        assert L.weight_codes_match(tflite, moved)["fc"] is False
+        assert sweeps.weight_codes_match(tflite, moved)["fc"] is False

@@ -141,7 +141,7 @@ def test_prune_channels_on_a_weight_pruned_model_gives_plain_parameters():
     assert small.fc.weight.shape == (2, 24)
 
 
-def test_prune_channels_ratio_zero_keeps_the_model_function():
+def test_prune_channels_channel_sparsity_zero_keeps_the_model_function():
     torch.manual_seed(0)
     model = DSCNN(num_classes=3, input_shape=(9, 8), channels=6, num_blocks=2).eval()
     small = P.prune_channels(model, 0.0).eval()
@@ -159,7 +159,7 @@ def test_prune_channels_rejects_unknown_layers_and_bad_models():
         P.prune_channels(nn.Sequential(nn.Conv2d(1, 2, 1)), 0.5)
     with pytest.raises(TypeError, match="nn.Sequential"):
         P.prune_channels(nn.Conv2d(1, 2, 1), 0.5)
-    with pytest.raises(ValueError, match="ratio"):
+    with pytest.raises(ValueError, match="channel_sparsity"):
         P.prune_channels(TinyConv(2), 1.2)
 
 
@@ -171,7 +171,7 @@ def test_slice_conv2d_rejects_grouped_convs_and_mismatched_depthwise_keeps():
 
 
 def test_channels_to_keep_and_importance_validate_inputs():
-    with pytest.raises(ValueError, match="ratio=-0.5"):
+    with pytest.raises(ValueError, match="channel_sparsity=-0.5"):
         P.channels_to_keep(torch.ones(3), -0.5)
     with pytest.raises(ValueError, match="1-D"):
         P.channels_to_keep(torch.ones(2, 2), 0.5)

@@ -1,12 +1,8 @@
-"""Instructor only (never released): the graded size-estimation tests catch wrong answers.
+"""Mutant set A for kwslab.size_estimate: the first set of plausible wrong answers.
 
-For every student function of ``kwslab.size_estimate`` this file holds seeded wrong
-implementations ("mutants") that a student could plausibly write. Each mutant is patched
-into the module and the graded tests of that function (``test_<function>_*`` in
-``tests/graded/test_size_estimate.py``, hidden tests included) are called directly; at
-least one must fail. The release stub (``raise NotImplementedError()``) must fail every
-graded test of its function, and the solution must pass them all.
-Kill rate: ``pytest tests/instructor/test_size_estimate_mutants.py -s`` prints it.
+Each mutant is a replacement function for one student function; the harness
+(``tests/instructor/mutation.py``) patches it into the real module, as
+``monkeypatch.setattr`` would, and runs the graded tests that reach that function.
 """
 from __future__ import annotations
 
@@ -20,44 +16,9 @@ from torch import nn
 
 from kwslab import size_estimate as S
 
-GRADED_FILE = Path(__file__).resolve().parents[1] / "graded" / "test_size_estimate.py"
 STUDENT_FUNCTIONS = ("count_parameters", "flash_bytes", "estimate_flash_bytes",
                      "activation_sizes", "ram_naive_bytes", "ram_peak_bytes", "layer_macs",
                      "count_macs", "count_flops")
-
-
-def _load_graded():
-    spec = importlib.util.spec_from_file_location("graded_size_estimate", GRADED_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GRADED = _load_graded()
-
-
-def graded_tests(function: str) -> list:
-    """The graded test functions of one student function (named test_<function>_...)."""
-    tests = [getattr(GRADED, n) for n in sorted(vars(GRADED))
-             if n.startswith(f"test_{function}_") and callable(getattr(GRADED, n))]
-    assert tests, f"no graded test named test_{function}_* in {GRADED_FILE}"
-    return tests
-
-
-def _failures(function: str, impl, monkeypatch) -> list[str]:
-    """Names of the graded tests of `function` that fail with `impl` patched in."""
-    failed = []
-    with monkeypatch.context() as m:
-        m.setattr(S, function, impl)
-        for test in graded_tests(function):
-            try:
-                test()
-            except Exception:  # AssertionError, NotImplementedError, a crash: all fail
-                failed.append(test.__name__)
-    return failed
-
-
-# ------------------------------------------------------------------ mutants
 
 
 def params_state_dict(model, trainable_only=True):  # counts BN running stats too
@@ -355,40 +316,8 @@ MUTANTS = [
     ("flops: 4 per MAC", "count_flops", flops_four_per_mac),
 ]
 
-_killed: dict[str, bool] = {}
 
-
-def test_every_student_function_has_two_mutants():
-    for function in STUDENT_FUNCTIONS:
-        assert sum(f == function for _, f, _ in MUTANTS) >= 2, function
-
-
-def test_solution_passes_every_graded_test(monkeypatch):
-    for function in STUDENT_FUNCTIONS:
-        assert _failures(function, getattr(S, function), monkeypatch) == [], function
-
-
-@pytest.mark.parametrize("function", STUDENT_FUNCTIONS)
-def test_stub_fails_every_graded_test(function, monkeypatch):
-    def stub(*args, **kwargs):
-        raise NotImplementedError()
-
-    tests = [t.__name__ for t in graded_tests(function)]
-    assert _failures(function, stub, monkeypatch) == tests
-
-
-@pytest.mark.parametrize("name,function,impl", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_mutant_is_killed(name, function, impl, monkeypatch):
-    failed = _failures(function, impl, monkeypatch)
-    _killed[name] = bool(failed)
-    assert failed, f"mutant {name!r} of {function} passes every graded test of {function}"
-
-
-def test_kill_rate_report():
-    """Runs after the mutants (file order); prints the kill rate for the course report."""
-    if len(_killed) < len(MUTANTS):
-        pytest.skip("run the whole file to get the kill rate")
-    killed = sum(_killed.values())
-    print(f"\nsize_estimate mutants killed: {killed}/{len(MUTANTS)} "
-          f"({100 * killed / len(MUTANTS):.0f} %)")
-    assert killed == len(MUTANTS)
+MODULE = "size_estimate"
+KIND = "mutants"
+VARIANTS = [dict(name=label, target=function, function=impl, why=label)
+            for label, function, impl in MUTANTS]

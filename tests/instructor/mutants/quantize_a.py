@@ -1,14 +1,8 @@
-"""Instructor only (never released): the graded quantization tests catch wrong answers.
+"""Mutant set A for kwslab.quantize: the first set of plausible wrong answers.
 
-Each mutant below is a plausible wrong implementation of one student function of
-kwslab.quantize. The harness calls the graded test functions of
-tests/graded/test_quantize.py directly (they take no fixtures) with
-``kwslab.quantize.<function>`` monkeypatched to the mutant, restricted to the graded tests
-that call that function (found by running the solution with spies), and asserts that at
-least one of them fails. It also builds the student release of the module
-(``kwslab.course.strip_solutions``: every solution block replaced by
-``raise NotImplementedError()``) and checks that every graded test fails on it, function by function and
-all together. Run with ``-s`` to see the kill-rate table.
+Each mutant is a replacement function for one student function; the harness
+(``tests/instructor/mutation.py``) patches it into the real module, as
+``monkeypatch.setattr`` would, and runs the graded tests that reach that function.
 """
 from __future__ import annotations
 
@@ -24,10 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kwslab import course
 from kwslab import quantize as Q
 
-GRADED_FILE = Path(__file__).resolve().parents[1] / "graded" / "test_quantize.py"
 
 STUDENT_FUNCTIONS = ("quant_range", "choose_qparams", "quantize", "dequantize",
                      "fake_quantize", "weight_qparams", "update_min_max",
@@ -35,82 +27,6 @@ STUDENT_FUNCTIONS = ("quant_range", "choose_qparams", "quantize", "dequantize",
 
 SOLUTION = {name: getattr(Q, name) for name in STUDENT_FUNCTIONS}
 """The solution functions, kept for mutants that wrap them (the patched name is the mutant)."""
-
-
-# ---- running the graded tests in-process ---------------------------------------------------
-
-def _load_graded_tests() -> dict[str, object]:
-    """Graded test functions of GRADED_FILE by name (they take no fixtures)."""
-    spec = importlib.util.spec_from_file_location("graded_test_quantize", GRADED_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    tests = {}
-    for name, fn in vars(module).items():
-        if name.startswith("test_") and callable(fn):
-            marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "graded"]
-            assert marks and marks[0].kwargs.get("points", 0) > 0, f"{name} has no graded points"
-            assert not inspect.signature(fn).parameters, f"{name} takes fixtures"
-            tests[name] = fn
-    return tests
-
-
-GRADED_TESTS = _load_graded_tests()
-
-
-def run_graded(patches: dict[str, object], tests=None, on_start=None) -> dict[str, str]:
-    """Run graded tests with kwslab.quantize attributes patched; test name -> outcome.
-
-    A test "failed" if it raised anything (an assertion, NotImplementedError, a shape
-    error, pytest.fail), as it would under pytest.
-    """
-    outcomes = {}
-    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, value in patches.items():
-            mp.setattr(Q, name, value)
-        for name in (GRADED_TESTS if tests is None else tests):
-            if on_start is not None:
-                on_start(name)
-            try:
-                GRADED_TESTS[name]()
-                outcomes[name] = "passed"
-            except pytest.skip.Exception:
-                outcomes[name] = "skipped"
-            except (Exception, pytest.fail.Exception):
-                outcomes[name] = "failed"
-    return outcomes
-
-
-@pytest.fixture(scope="module")
-def usage() -> dict[str, set[str]]:
-    """Student function -> graded tests that call it (solution run with spies)."""
-    used: dict[str, set[str]] = defaultdict(set)
-    current = [None]
-
-    def spy(name, fn):
-        def wrapper(*args, **kwargs):
-            used[name].add(current[0])
-            return fn(*args, **kwargs)
-        return wrapper
-
-    outcomes = run_graded({n: spy(n, getattr(Q, n)) for n in STUDENT_FUNCTIONS},
-                          on_start=lambda name: current.__setitem__(0, name))
-    failed = [t for t, o in outcomes.items() if o != "passed"]
-    assert outcomes and not failed, f"graded tests fail on the solution: {failed}"
-    return dict(used)
-
-
-# ---- the student release of the module ----------------------------------------------------
-
-def release_stub_module() -> types.ModuleType:
-    """kwslab.quantize as the student release has it (kwslab.course.strip_solutions)."""
-    source = Path(Q.__file__).read_text()
-    stub_source, count = course.strip_solutions(source, Q.__file__)
-    assert count >= len(STUDENT_FUNCTIONS), f"only {count} solution blocks in {Q.__file__}"
-    module = types.ModuleType("kwslab_quantize_release")
-    module.__file__ = Q.__file__
-    exec(compile(stub_source, Q.__file__ + " (release)", "exec"), module.__dict__)
-    return module
 
 
 # ---- mutants: one plausible mistake each ---------------------------------------------------
@@ -428,92 +344,8 @@ MUTANTS: list[tuple[str, str, object]] = [
     ("minifloat_quantize: bias argument ignored", "minifloat_quantize", minifloat_ignores_bias),
 ]
 
-_KILLS: dict[str, list[str]] = {}
-"""Mutant label -> graded tests that failed on it (filled by test_graded_tests_kill_mutant)."""
 
-
-@pytest.mark.parametrize("label, function, mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_graded_tests_kill_mutant(label, function, mutant, usage):
-    tests = sorted(usage.get(function, ()))
-    assert tests, f"no graded test calls {function}"
-    outcomes = run_graded({function: mutant}, tests)
-    killed_by = [t for t, o in outcomes.items() if o == "failed"]
-    _KILLS[label] = killed_by
-    assert killed_by, f"mutant survived the graded tests: {label} (ran {tests})"
-
-
-def test_every_student_function_is_graded(usage):
-    missing = [f for f in STUDENT_FUNCTIONS if not usage.get(f)]
-    assert not missing, f"no graded test calls {missing}"
-
-
-@pytest.mark.parametrize("function", STUDENT_FUNCTIONS)
-def test_release_stub_of_one_function_fails_all_its_graded_tests(function, usage):
-    stub = release_stub_module()
-    with pytest.raises(NotImplementedError):  # the stub is a stub
-        _call_stub(stub, function)
-    tests = sorted(usage[function])
-    outcomes = run_graded({function: getattr(stub, function)}, tests)
-    passed = [t for t, o in outcomes.items() if o != "failed"]
-    assert not passed, f"graded tests pass with {function} not implemented: {passed}"
-
-
-def test_release_stub_fails_every_graded_test():
-    stub = release_stub_module()
-    outcomes = run_graded({name: getattr(stub, name) for name in STUDENT_FUNCTIONS})
-    passed = [t for t, o in outcomes.items() if o != "failed"]
-    assert outcomes and not passed, f"graded tests pass on the release stub: {passed}"
-
-
-def _call_stub(stub, function):
-    x = torch.tensor([[0.5, -1.0]])
-    calls = {
-        "quant_range": lambda: stub.quant_range(8),
-        "choose_qparams": lambda: stub.choose_qparams(-1.0, 1.0),
-        "quantize": lambda: stub.quantize(x, 0.1, 0),
-        "dequantize": lambda: stub.dequantize(x.int(), 0.1, 0),
-        "fake_quantize": lambda: stub.fake_quantize(x, 0.1, 0),
-        "weight_qparams": lambda: stub.weight_qparams(x),
-        "update_min_max": lambda: stub.update_min_max(x, torch.tensor(0.0), torch.tensor(1.0)),
-        "minifloat_quantize": lambda: stub.minifloat_quantize(x, 4, 3),
-        "prepare_qat": lambda: stub.prepare_qat(torch.nn.Sequential(torch.nn.Linear(2, 1))),
-        "quantize_model_ptq": lambda: stub.quantize_model_ptq(
-            torch.nn.Sequential(torch.nn.Linear(2, 1)), [x]),
-    }
-    calls[function]()
-
-
-def test_kill_rate_is_100_percent():
-    """Runs after the mutant tests (file order); prints the table under ``pytest -s``."""
-    if len(_KILLS) != len(MUTANTS):
-        pytest.skip("run the whole file to get the kill rate")
-    killed = sum(bool(tests) for tests in _KILLS.values())
-    hidden = _hidden_test_names()
-    print(f"\nquantize mutants killed by the graded tests: {killed}/{len(MUTANTS)} "
-          f"({100 * killed / len(MUTANTS):.0f} %), plus the release stub")
-    for label, tests in _KILLS.items():
-        public = [t for t in tests if t not in hidden]
-        how = "SURVIVED" if not tests else ("public " if public else "hidden ")
-        print(f"  {how} {len(tests):2d} test(s)  {label}")
-    assert killed == len(MUTANTS)
-
-
-def _hidden_test_names() -> set[str]:
-    return set(course.hidden_test_names(GRADED_FILE.read_text(), str(GRADED_FILE)))
-
-
-def test_released_graded_file_keeps_only_public_tests():
-    released, count = course.strip_hidden_tests(GRADED_FILE.read_text(), str(GRADED_FILE))
-    assert count >= 1 and "HIDDEN TESTS" not in released
-    compile(released, str(GRADED_FILE) + " (release)", "exec")
-    public = set(re.findall(r"^def (test_\w+)", released, re.M))
-    hidden = _hidden_test_names()
-    assert public and hidden and not public & hidden
-    assert public | hidden == set(GRADED_TESTS)
-    points = {name: [m for m in fn.pytestmark if m.name == "graded"][0].kwargs
-              for name, fn in GRADED_TESTS.items()}
-    total = {key: sum(p["points"] for n, p in points.items() if (n in hidden) == (key == "hidden")
-                      and not p.get("extra_credit")) for key in ("public", "hidden")}
-    extra = sum(p["points"] for p in points.values() if p.get("extra_credit"))
-    print(f"\ngraded quantize points: public {total['public']}, hidden {total['hidden']}, "
-          f"extra credit {extra}")
+MODULE = "quantize"
+KIND = "mutants"
+VARIANTS = [dict(name=label, target=function, function=impl, why=label)
+            for label, function, impl in MUTANTS]
