@@ -4,6 +4,7 @@
     kwslab download   fetch and unpack speech_commands_v0.02 (progress, checksum, resume)
     kwslab export     convert a checkpoint to int8 TFLite + C files (deploy folders)
     kwslab detect     stream a long WAV through features + TFLM model + RecognizeCommands
+    kwslab serve      live demo page: browser microphone -> the same device twin
     kwslab course     instructor tools: release the student tree, grade submissions
 """
 from __future__ import annotations
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None,
                    help="config JSON saved with the model (default: Config())")
     p.add_argument("--arena-bytes", type=int, default=None, help="TFLM arena bytes")
+
+    p = sub.add_parser("serve", help="live demo page: microphone or WAV through the device twin")
+    from .serve import add_serve_arguments
+
+    add_serve_arguments(p)
 
     p = sub.add_parser("course", help="instructor tools (release, grade); see course/README.md",
                        add_help=False)
@@ -152,6 +158,12 @@ def cmd_detect(a) -> int:
     return 0
 
 
+def cmd_serve(a) -> int:
+    from . import serve
+
+    return serve.main_serve(a)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "course":
@@ -162,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    handler = {"run": cmd_run, "download": cmd_download, "export": cmd_export, "detect": cmd_detect}
+    handler = {"run": cmd_run, "download": cmd_download, "export": cmd_export, "detect": cmd_detect,
+               "serve": cmd_serve}
     try:
         return handler[a.command](a)
     except (FileNotFoundError, ValueError) as e:  # bad data folder, bad WAV, bad option: say it
