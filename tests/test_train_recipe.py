@@ -129,3 +129,19 @@ def test_wilson_interval_worked_example_and_empty():
     low, high = train.wilson_interval(50, 57)
     assert (round(low, 3), round(high, 3)) == (0.768, 0.939)
     assert all(math.isnan(v) for v in train.wilson_interval(0, 0))
+
+
+@pytest.mark.slow
+def test_chunked_features_equal_one_pass(data_dir, monkeypatch):
+    # prepare_features reads FEATURE_CHUNK clips at a time from one rng stream: chunks of 7
+    # clips must give the bank a single pass gives, value for value
+    from kwslab import frontend
+    from kwslab.config import Config
+
+    cfg = Config.for_model("tiny_conv", data={"max_clips_per_label": 10})
+    one = frontend.prepare_features(cfg, data_dir, cache_dir=None, num_augmented=2, progress=False)
+    monkeypatch.setattr(frontend, "FEATURE_CHUNK", 7)
+    chunked = frontend.prepare_features(cfg, data_dir, cache_dir=None, num_augmented=2, progress=False)
+    assert len(one.train_y) > 7
+    np.testing.assert_array_equal(one.train_x, chunked.train_x)
+    np.testing.assert_array_equal(one.test_x, chunked.test_x)
