@@ -2,10 +2,10 @@
 
 Makes N submissions (cycling through: the solution, the release stub, and the solution
 with one student function replaced by the stub) under a temp folder, grades them with
-`kwslab.grading.grade_all`, and prints seconds per submission and for the batch. Targets:
+`kwslab.course.autograde.grade_all`, and prints seconds per submission and for the batch. Targets:
 <= 30 s per submission, <= 15 min for 100 on the 2-core reference machine.
 
-Usage: python benchmarks/bench_grading.py [--n 100] [--jobs 1]
+Usage: python benchmarks/bench_grading.py [--n 100] [--jobs 1] [--sandbox strict]
 """
 import argparse
 import shutil
@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kwslab import course, grading
+from kwslab import course
+from kwslab.course import autograde as grading
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,18 +37,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100, help="number of submissions")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--sandbox", default="strict", choices=("strict", "userns", "none"))
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kwslab-bench-"))
     try:
         make_submissions(tmp / "submissions", args.n)
         start = time.perf_counter()
         results = grading.grade_all(REPO, tmp / "submissions", tmp / "grades",
-                                    jobs=args.jobs)
+                                    jobs=args.jobs, mode=args.sandbox)
         total = time.perf_counter() - start
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     per = [r.seconds for r in results]
-    print(f"sandbox: {grading.isolation()[1]}")
+    print(f"sandbox: {results[0].sandbox}")
     print(f"{len(results)} submissions, jobs={args.jobs}: {total:.1f} s total "
           f"(includes collecting the instructor suite once); per submission: "
           f"mean {sum(per) / len(per):.1f} s, max {max(per):.1f} s")

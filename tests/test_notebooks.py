@@ -246,17 +246,38 @@ def test_colab_requirements_keep_colabs_tensorflow():
     assert any(d.startswith("torch") for d in deps) and any(d.startswith("tflite-micro") for d in deps)
 
 
-def test_check_counts_passes_and_fails_on_a_failing_or_missing_test(tmp_path):
+def test_check_counts_passes_and_fails_on_a_failing_or_missing_test(tmp_path, monkeypatch,
+                                                                   capsys):
     from kwslab import colab
 
-    f = tmp_path / "test_tiny.py"
+    (tmp_path / "tests/graded").mkdir(parents=True)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # found as ../tests/graded/test_tiny.py
+    f = tmp_path / "tests/graded/test_tiny.py"
     f.write_text("def test_one():\n    assert 1 + 1 == 2\n\n"
                  "def test_two():\n    assert 2 * 2 == 4\n\n"
                  "def test_wrong():\n    assert 2 + 2 == 5\n")
-    assert colab.check(f, "test_one or test_two") == 2
+    assert colab.check(f, "test_one or test_two") is None  # no number: nbgrader partial credit
+    assert "2 graded tests passed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="failed"):
         colab.check(f, "test_wrong")
     with pytest.raises(AssertionError, match="no test"):
         colab.check(f, "test_absent")
-    with pytest.raises(FileNotFoundError, match="no test file"):
-        colab.check(tmp_path / "missing.py")
+    with pytest.raises(FileNotFoundError, match="no tests/graded/missing.py"):
+        colab.check("missing.py")
+    colab.check("test_tiny.py", "test_one")  # by name, as the check cells do
+    assert "1 graded test passed" in capsys.readouterr().out
+
+
+def test_check_refuses_a_kwslab_that_is_not_the_trees_own(tmp_path, monkeypatch):
+    # an nbgrader assignment folder: notebooks, src/kwslab, tests/graded side by side; the
+    # kernel imports another kwslab (the installed one): the check must not grade that one
+    from kwslab import colab
+
+    (tmp_path / "src/kwslab").mkdir(parents=True)
+    (tmp_path / "src/kwslab/__init__.py").write_text("")
+    (tmp_path / "tests/graded").mkdir(parents=True)
+    (tmp_path / "tests/graded/test_tiny.py").write_text("def test_one():\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AssertionError, match="imports kwslab from"):
+        colab.check("test_tiny.py")

@@ -83,10 +83,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_arguments(p)
 
-    p = sub.add_parser("course", help="instructor tools (release, grade); see course/README.md",
-                       add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("course", help="instructor tools (release, grade); see course/README.md")
+    _add_course(p)
     return ap
+
+
+def _add_course(p: argparse.ArgumentParser) -> None:
+    """`kwslab course [--repo R] release|nbgrader-source|grade ...` (kwslab.course)."""
+    p.add_argument("--repo", type=Path, help="instructor repository (default: the one "
+                   "containing the current folder)")
+    sub = p.add_subparsers(dest="course_command", required=True)
+    q = sub.add_parser("release", help="write the student tree")
+    q.add_argument("out", type=Path)
+    q.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    q.add_argument("--untracked", action="store_true",
+                   help="also release untracked files git does not ignore")
+    q.add_argument("--classroom", action="store_true", help="also write the GitHub Classroom "
+                   "workflow (.github/workflows/classroom.yml, public graded tests)")
+    q = sub.add_parser("nbgrader-source", help="write <course-dir>/source/<assignment>/")
+    q.add_argument("--assignment", default="kwslab")
+    q.add_argument("--course-dir", type=Path, help="nbgrader course folder (default: course/)")
+    q.add_argument("--notebooks", nargs="+", help="notebook names (default: all)")
+    q.add_argument("--force", action="store_true")
+    q = sub.add_parser("gradescope", help="write the Gradescope autograder zip")
+    q.add_argument("out", type=Path, help="the zip to write, e.g. autograder.zip")
+    q = sub.add_parser("grade", help="autograde a folder of submissions")
+    q.add_argument("submissions", type=Path, help="folder with one subfolder per student")
+    q.add_argument("--out", type=Path, default=Path("grades"))
+    q.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    q.add_argument("--time-limit", type=float, default=300,
+                   help="hard wall-clock limit per submission, s")
+    q.add_argument("--test-timeout", type=int, default=60, help="limit per test, s")
+    q.add_argument("--memory-mb", type=int, default=4096, help="address-space limit, MiB")
+    q.add_argument("--nbgrader-csv", type=Path,
+                   help="`nbgrader export` CSV to merge (notebook scores)")
+    q.add_argument("--sandbox", default="strict", choices=("strict", "userns", "none"),
+                   help="isolation of student code (default strict; weaker modes only when "
+                        "named, see course/README.md)")
 
 
 def run_config(a: argparse.Namespace) -> Config:
@@ -142,6 +175,53 @@ def cmd_export(a) -> int:
     return 0
 
 
+def cmd_course(a) -> int:
+    from . import course
+
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        repo = a.repo or course.find_repo()
+        if a.course_command == "release":
+            r = course.release(repo, a.out, force=a.force, untracked=a.untracked)
+            print(f"released {len(r.files)} files to {r.out} ({r.solution_blocks} solution "
+                  f"blocks stubbed, {r.hidden_blocks} hidden-test blocks removed, "
+                  f"{len(r.left_out)} solution-only files left out)")
+            if a.classroom:
+                from .course import classroom
+
+                print(f"wrote {classroom.add_to_release(repo, r.out)}")
+        elif a.course_command == "nbgrader-source":
+            from .course import nbgrader_course
+
+            dest = nbgrader_course.write_source(repo, a.course_dir or repo / "course",
+                                                a.assignment, a.notebooks, a.force)
+            print(f"wrote {dest}")
+        elif a.course_command == "gradescope":
+            from .course import gradescope
+
+            names = gradescope.build_bundle(repo, a.out)
+            print(f"wrote {a.out} ({len(names)} files): upload it as the Gradescope autograder")
+        else:
+            from .course import autograde
+
+            from .course.sandbox import SandboxUnavailable
+
+            try:
+                results = autograde.grade_all(repo, a.submissions, a.out, a.jobs,
+                                              a.time_limit, a.test_timeout, a.memory_mb,
+                                              a.nbgrader_csv, mode=a.sandbox)
+            except SandboxUnavailable as e:
+                print(f"kwslab course grade: error: {e}", file=sys.stderr)
+                return 1
+            print(autograde.summary_table(results))
+            print(f"wrote {a.out / 'grades.csv'} and {len(results)} "
+                  f"students/*/results.json + feedback.md (sandbox: {results[0].sandbox})")
+    except (course.ReleaseError, FileExistsError, FileNotFoundError, ValueError) as e:
+        print(f"kwslab course: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_detect(a) -> int:
     import numpy as np
     import soundfile as sf
@@ -166,16 +246,12 @@ def cmd_serve(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "course":
-        from . import course
-
-        return course.main(argv[1:])
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     handler = {"run": cmd_run, "download": cmd_download, "export": cmd_export, "detect": cmd_detect,
-               "serve": cmd_serve}
+               "serve": cmd_serve, "course": cmd_course}
     try:
         return handler[a.command](a)
     except (FileNotFoundError, ValueError) as e:  # bad data folder, bad WAV, bad option: say it

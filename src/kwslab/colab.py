@@ -12,7 +12,7 @@
   ``MediaRecorder``; the browser decodes and resamples with ``OfflineAudioContext`` and hands
   back a 16-bit WAV, read with soundfile); locally through ``sounddevice`` if it is installed.
   It returns None when neither is available (CI), so callers fall back to a dataset clip.
-* ``check(test_file, keyword)`` runs the public graded tests of one task in-process with
+* ``check(test_name, keyword)`` runs the graded tests of one task in-process with
   ``pytest.main`` (fast: torch is already imported; ``%autoreload`` has already loaded the
   student's edits) and raises AssertionError when one fails, so a locked check cell fails.
 
@@ -221,26 +221,65 @@ def record_audio(seconds: float = 1.5, sample_rate_hz: int = 16000) -> np.ndarra
 
 
 # ---------------------------------------------------------------- check cells
-def check(test_file: str | Path, keyword: str | None = None, quiet: bool = True) -> int:
-    """Run the tests of one file (those matching keyword) in this process; fail if any fails.
+def graded_test_file(name: str | Path, start: str | Path | None = None) -> Path:
+    """The graded test file `tests/graded/<name>` of the tree the notebook runs in.
+
+    Looked up in the working directory (``start``) and then in each parent, so it works in
+    the repository (notebooks/ beside tests/), in Colab, and in an nbgrader assignment
+    folder (tests/ beside the notebooks). Only the file name of ``name`` is used.
+
+    Raises:
+        FileNotFoundError: if no ``tests/graded/<name>`` exists there or above.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    base = Path(name).name
+    for folder in (here, *here.parents):
+        candidate = folder / "tests" / "graded" / base
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no tests/graded/{base} in {here} or any folder above it; run "
+                            "the notebook from the repository's notebooks/ folder or from "
+                            "its nbgrader assignment folder")
+
+
+def _check_package_origin(tree: Path) -> None:
+    """Fail unless kwslab is imported from tree/src (the code the tests must grade)."""
+    import kwslab
+
+    own = tree / "src" / "kwslab"
+    if not own.is_dir():
+        return
+    used = Path(kwslab.__file__).resolve().parent
+    if used != own.resolve():
+        raise AssertionError(
+            f"this kernel imports kwslab from {used}, not from {own}: the check would "
+            "grade other code than this tree's. Install this tree (pip install -e .) and "
+            "restart the kernel; with nbgrader, use course/nbgrader_config.py (it puts the "
+            "assignment's src/ first on the kernel's path)")
+
+
+def check(test_file: str | Path, keyword: str | None = None, quiet: bool = True) -> None:
+    """Run the tests of one graded file (those matching keyword) in this process.
 
     Args:
-        test_file: e.g. "../tests/graded/test_size_estimate.py" (relative to the working
-            directory, or absolute).
+        test_file: the graded test file's name, e.g. "test_size_estimate.py" (a path is
+            accepted; only its file name is used, see ``graded_test_file``).
         keyword: a pytest ``-k`` expression, e.g. "count_parameters"; None runs the file.
         quiet: ``-q`` output.
-    Returns:
-        The number of tests that ran (all passed).
+    Prints how many tests passed and returns None: nbgrader would read a number shown as
+    the cell's result as partial credit. Under nbgrader (``NBGRADER_EXECUTION`` set, when
+    hidden tests are present and the output goes into the student's feedback) failures are
+    reported without tracebacks, so no test source is shown.
+
     Raises:
-        FileNotFoundError: if test_file does not exist.
-        AssertionError: if a test failed or none matched keyword (pytest's report is above).
+        FileNotFoundError: if no ``tests/graded/<name>`` is found.
+        AssertionError: if a test failed or none matched keyword (pytest's report is above),
+            or if the kwslab package in use is not the one of the tree holding the tests.
     """
     import pytest
 
-    path = Path(test_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"no test file {path.resolve()}; run the notebook from the "
-                                "repository's notebooks/ folder")
+    path = graded_test_file(test_file)
+    _check_package_origin(path.parents[2])
 
     class _Count:
         passed = 0
@@ -251,6 +290,8 @@ def check(test_file: str | Path, keyword: str | None = None, quiet: bool = True)
 
     counter = _Count()
     args = [str(path), "-p", "no:cacheprovider", "--no-header", "-rN"]
+    if os.environ.get("NBGRADER_EXECUTION"):  # nbgrader autograde/validate: hidden tests are
+        args += ["--tb=no"]                   # there, and outputs go into the feedback
     args += ["-q"] if quiet else []
     args += ["-k", keyword] if keyword else []
     code = pytest.main(args, plugins=[counter])
@@ -259,4 +300,4 @@ def check(test_file: str | Path, keyword: str | None = None, quiet: bool = True)
     if code != pytest.ExitCode.OK:
         raise AssertionError(f"tests in {path} (-k {keyword!r}) failed (pytest exit code "
                              f"{int(code)}); read the report above")
-    return counter.passed
+    print(f"{counter.passed} graded test{'s' * (counter.passed != 1)} passed")

@@ -1,4 +1,4 @@
-"""Instructor tooling: make the student release of this repository and the nbgrader course.
+"""Make the student release of this repository and the nbgrader course.
 
 The flow (see `course/README.md` for the commands):
 
@@ -23,7 +23,7 @@ The flow (see `course/README.md` for the commands):
    the `post_convert_hook` in `course/nbgrader_config.py` (`nbgrader_post_convert_hook`
    below), the `.py` files, failing with SystemExit on a leftover marker (nbgrader only logs
    ordinary exceptions from hooks).
-4. `kwslab course grade SUBMISSIONS/ --out grades/` (module `kwslab.grading`) grades a
+4. `kwslab course grade SUBMISSIONS/ --out grades/` (`kwslab.course.autograde`) grades a
    folder of student trees against this repository's full graded suite.
 
 Student-editable files are the `.py` files (outside `tests/`) that hold a solution block.
@@ -34,14 +34,11 @@ ClearHiddenTests delimiters.
 """
 from __future__ import annotations
 
-import argparse
 import fnmatch
-import logging
 import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -286,24 +283,15 @@ def release(repo: Path, out: Path, force: bool = False, untracked: bool = False
 
 # ---------------------------------------------------------------- nbgrader course layout
 def nbgrader_source(repo: Path, assignment: str = "kwslab", force: bool = False) -> Path:
-    """Fill `course/source/<assignment>/` with the notebooks and the student `.py` files.
+    """Fill `course/source/<assignment>/` (see `kwslab.course.nbgrader_course.write_source`).
 
     Returns:
         the assignment's source folder.
     """
-    repo = Path(repo)
-    dest = repo / "course" / "source" / assignment
-    if dest.exists() and any(dest.iterdir()):
-        if not force:
-            raise FileExistsError(f"{dest} is not empty; pass --force to regenerate it")
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for nb in sorted((repo / "notebooks").glob("*.ipynb")):
-        shutil.copy2(nb, dest / nb.name)
-    for name in student_files(repo):
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo / name, dest / name)
-    return dest
+    from kwslab.course import nbgrader_course
+
+    return nbgrader_course.write_source(Path(repo), Path(repo) / "course", assignment,
+                                        force=force)
 
 
 def strip_python_tree(folder: Path) -> list[str]:
@@ -334,7 +322,7 @@ def nbgrader_post_convert_hook(release_root: Path):
     return hook
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- repository root
 def find_repo(start: Path | None = None) -> Path:
     """The instructor repository: the nearest folder above start holding pyproject.toml and
     tests/."""
@@ -344,42 +332,3 @@ def find_repo(start: Path | None = None) -> Path:
             return folder
     raise FileNotFoundError(f"no repository (pyproject.toml + tests/) at or above {here}; "
                             "pass --repo")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`kwslab course release|nbgrader-source|grade ...`; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="kwslab course", description=__doc__.split("\n")[0])
-    parser.add_argument("--repo", type=Path, help="instructor repository (default: the one "
-                        "containing the current folder)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("release", help="write the student tree")
-    p.add_argument("out", type=Path)
-    p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
-    p.add_argument("--untracked", action="store_true",
-                   help="also release untracked files git does not ignore")
-    p = sub.add_parser("nbgrader-source", help="write course/source/<assignment>/")
-    p.add_argument("--assignment", default="kwslab")
-    p.add_argument("--force", action="store_true")
-    from kwslab import grading
-    grading.add_arguments(sub.add_parser("grade", help="autograde a folder of submissions"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    repo = args.repo or find_repo()
-    try:
-        if args.command == "release":
-            r = release(repo, args.out, force=args.force, untracked=args.untracked)
-            print(f"released {len(r.files)} files to {r.out} ({r.solution_blocks} solution "
-                  f"blocks stubbed, {r.hidden_blocks} hidden-test blocks removed, "
-                  f"{len(r.left_out)} solution-only files left out)")
-        elif args.command == "nbgrader-source":
-            print(f"wrote {nbgrader_source(repo, args.assignment, args.force)}")
-        else:
-            return grading.run_from_args(repo, args)
-    except (ReleaseError, FileExistsError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
