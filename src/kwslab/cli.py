@@ -5,6 +5,7 @@
     kwslab export     convert a checkpoint to int8 TFLite + C files (deploy folders)
     kwslab detect     stream a long WAV through features + TFLM model + RecognizeCommands
     kwslab serve      live demo page: browser microphone -> the same device twin
+    kwslab firmware simulate   the board firmware on an emulated Cortex-M4F (QEMU)
     kwslab course     instructor tools: release the student tree, grade submissions
 """
 from __future__ import annotations
@@ -77,11 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None,
                    help="config JSON saved with the model (default: Config())")
     p.add_argument("--arena-bytes", type=int, default=None, help="TFLM arena bytes")
+    p.add_argument("--every-slices", type=int, default=1,
+                   help="infer every N-th 20 ms slice, as a board does (Nano 3, PSoC 6 2)")
 
     p = sub.add_parser("serve", help="live demo page: microphone or WAV through the device twin")
     from .serve import add_serve_arguments
 
     add_serve_arguments(p)
+
+    p = sub.add_parser("firmware", help="the board firmware on an emulated Cortex-M4F (QEMU)")
+    fsub = p.add_subparsers(dest="firmware_command", required=True)
+    from .firmware_sim import add_simulate_arguments
+
+    add_simulate_arguments(fsub.add_parser("simulate", help="run the emulated board on a WAV"))
 
     p = sub.add_parser("course", help="instructor tools (release, grade); see course/README.md")
     _add_course(p)
@@ -237,7 +246,8 @@ def cmd_detect(a) -> int:
     if sr != cfg.frontend.sample_rate_hz or np.asarray(audio).ndim != 1:
         raise ValueError(f"{a.wav}: expected mono {cfg.frontend.sample_rate_hz} Hz audio, "
                          f"got {sr} Hz with shape {np.asarray(audio).shape}")
-    for d in detect.detect_stream(audio, a.model.read_bytes(), cfg, arena_bytes=a.arena_bytes):
+    for d in detect.detect_stream(audio, a.model.read_bytes(), cfg, arena_bytes=a.arena_bytes,
+                                  every_slices=a.every_slices):
         print(f"{d.label}\t{d.time_ms}\t{d.score}")
     return 0
 
@@ -248,6 +258,13 @@ def cmd_serve(a) -> int:
     return serve.main_serve(a)
 
 
+def cmd_firmware(a) -> int:
+    from . import firmware_sim
+
+    firmware_sim.main_simulate(a)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
@@ -255,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     handler = {"run": cmd_run, "download": cmd_download, "export": cmd_export, "detect": cmd_detect,
-               "serve": cmd_serve, "course": cmd_course}
+               "serve": cmd_serve, "course": cmd_course, "firmware": cmd_firmware}
     try:
         return handler[a.command](a)
     except (FileNotFoundError, ValueError) as e:  # bad data folder, bad WAV, bad option: say it

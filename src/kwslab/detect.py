@@ -5,9 +5,10 @@ whole stream, a 49-frame (1 s) int8 window advanced by one frame (20 ms), the in
 the TFLite Micro interpreter, then :class:`RecognizeCommands`. The frontend is computed once
 over the whole stream because it is stateful (window overlap, noise estimate, PCAN): the
 device feeds it audio contiguously, so one pass over the stream is the faithful twin;
-per-window recomputation would restart that state every second. Unlike the device, the
-host runs one inference per 20 ms frame; a device slower than that sees fewer results per
-averaging window (``minimum_count`` guards against too few).
+per-window recomputation would restart that state every second. By default the host runs
+one inference per 20 ms frame; the boards are slower and score every n-th slice
+(``KWS_INFERENCE_EVERY_SLICES``: Nano 3, PSoC 6 2), so RecognizeCommands averages fewer
+results per window; ``every_slices=n`` reproduces a board's cadence exactly.
 
 :class:`RecognizeCommands` is the Python twin of ``arduino/kws_nano33ble/src/kws/
 recognize_commands.cpp`` (tests check equal decisions on the same score sequences).
@@ -159,7 +160,8 @@ def window_end_times_ms(num_frames: int, cfg: FrontendConfig) -> np.ndarray:
 
 
 def stream_scores(features_int8: np.ndarray, tflite_bytes: bytes, cfg: FrontendConfig,
-                  arena_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  arena_bytes: int | None = None,
+                  every_slices: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Int8 model outputs for every 1 s window of a feature stream, in TFLM.
 
     Args:
@@ -167,8 +169,10 @@ def stream_scores(features_int8: np.ndarray, tflite_bytes: bytes, cfg: FrontendC
         tflite_bytes: int8 model with input (1, T, F[, 1]) and int8 output (1, C).
         cfg: frontend settings (T, stride, sample rate).
         arena_bytes: TFLM arena bytes; None uses ``export.run_tflm``'s default.
+        every_slices: score only every every_slices-th window (the first, then every n-th
+            frame after it): the boards' inference cadence (KWS_INFERENCE_EVERY_SLICES).
     Returns:
-        times_ms int64 (K,), scores int8 (K, C), K = frames - T + 1.
+        times_ms int64 (K,), scores int8 (K, C), K = ceil((frames - T + 1) / every_slices).
     Raises:
         ValueError: if there are fewer frames than one window, or the model's input is not
             int8 of T x F values.
@@ -184,8 +188,10 @@ def stream_scores(features_int8: np.ndarray, tflite_bytes: bytes, cfg: FrontendC
     if io["dtype"] != "int8" or int(np.prod(io["shape"])) != t * f:
         raise ValueError(f"model input must be int8 with {t}x{f} values, got "
                          f"{io['dtype']} {tuple(io['shape'])}")
-    times = window_end_times_ms(len(feats), cfg)
-    windows = np.lib.stride_tricks.sliding_window_view(feats, (t, f))[:, 0]  # (K, T, F)
+    if every_slices < 1:
+        raise ValueError(f"every_slices={every_slices} must be >= 1")
+    times = window_end_times_ms(len(feats), cfg)[::every_slices]
+    windows = np.lib.stride_tricks.sliding_window_view(feats, (t, f))[::every_slices, 0]
     kwargs = {} if arena_bytes is None else {"arena_bytes": int(arena_bytes)}
     outputs = export.run_tflm(tflite_bytes, windows, **kwargs).astype(np.int8)  # (K, C)
     return times.astype(np.int64), outputs
@@ -216,8 +222,8 @@ def recognize(times_ms, scores, labels, settings: RecognizeConfig = RecognizeCon
 
 
 def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Config(), *,
-                  arena_bytes: int | None = None,
-                  include_background: bool = False) -> list[Detection]:
+                  arena_bytes: int | None = None, include_background: bool = False,
+                  every_slices: int = 1) -> list[Detection]:
     """Keyword detections in a long int16 recording, as the firmware would report them.
 
     Features of the whole stream once (``kwslab.frontend.compute_raw``, then ``to_int8``),
@@ -231,6 +237,7 @@ def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Co
             RecognizeCommands settings (``cfg.recognize``).
         arena_bytes: TFLM arena bytes (None: ``export.run_tflm``'s default).
         include_background: also report ``_silence_``/``_unknown_`` commands.
+        every_slices: inference cadence in frames (1: every 20 ms; the boards use 2-3).
     Returns:
         Detections in time order.
     Raises:
@@ -247,7 +254,7 @@ def detect_stream(audio_int16: np.ndarray, tflite_bytes: bytes, cfg: Config = Co
                          f"samples, got shape {audio.shape}")
     raw = frontend.compute_raw(audio, cfg.frontend)  # (frames, F) uint16
     times, scores = stream_scores(frontend.to_int8(raw), tflite_bytes, cfg.frontend,
-                                  arena_bytes=arena_bytes)
+                                  arena_bytes=arena_bytes, every_slices=every_slices)
     return recognize(times, scores, list(cfg.data.labels), cfg.recognize,
                      include_background=include_background)
 

@@ -218,6 +218,11 @@ def convert_int8(kmodel, calibration: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    # One weight scale per dense layer (not per output channel): Chirale_TensorFlowLite
+    # 2.0.0's TFLite Micro (the Nano's library) applies channel 0's scale to every output of
+    # a per-channel FULLY_CONNECTED, so per-channel dense weights mis-scale all other classes
+    # on the board. Convolutions stay per-channel.
+    conv._experimental_disable_per_channel_quantization_for_dense_layers = True
     return _quiet_convert(conv)
 
 

@@ -37,6 +37,10 @@ from .config import BACKGROUND_NOISE_DIR, SILENCE_LABEL, Config, FrontendConfig
 
 log = logging.getLogger(__name__)
 
+FEATURE_CHUNK = 2048
+"""Clips read and featurized at once by prepare_features (bounds its audio memory: 2,048
+clips are 131 MB of float32 audio)."""
+
 INPUT_SCALE = 666 * 10 / 65536
 """Step of the training features per int8 step: (q + 128) * 0.10162... (10 / 256 per raw
 unit, 666 / 256 raw units per int8 step). The exported model's input scale equals it."""
@@ -368,13 +372,18 @@ def prepare_features(cfg: Config, data_dir=None, cache_dir: str | Path | None = 
     def make(name, examples, augment, copies):
         def compute():
             rng = np.random.default_rng([seed, {"training": 0, "validation": 1, "testing": 2}[name]])
-            banks = []
-            for _ in tqdm(range(copies), desc=f"{name} features", leave=False, disable=not progress or copies == 1):
-                audio = dataset.load_audio(examples, background, cfg.data, augment=augment, rng=rng,
-                                           num_samples=cfg.frontend.clip_samples,
-                                           sample_rate_hz=cfg.frontend.sample_rate_hz)
-                banks.append(compute_features(audio, cfg.frontend))
-            return {"x": np.stack(banks), "y": np.array([e.label for e in examples], np.int64)}
+            # Audio is read and featurized FEATURE_CHUNK clips at a time into a preallocated
+            # bank (one rng stream in clip order, so the chunking does not change the values):
+            # the full data set's audio alone would be ~2.4 GB of float32 per copy.
+            x = np.empty((copies, len(examples), *cfg.frontend.feature_shape), np.int8)
+            for k in tqdm(range(copies), desc=f"{name} features", leave=False, disable=not progress or copies == 1):
+                for i in range(0, len(examples), FEATURE_CHUNK):
+                    audio = dataset.load_audio(examples[i:i + FEATURE_CHUNK], background, cfg.data,
+                                               augment=augment, rng=rng,
+                                               num_samples=cfg.frontend.clip_samples,
+                                               sample_rate_hz=cfg.frontend.sample_rate_hz)
+                    x[k, i:i + len(audio)] = compute_features(audio, cfg.frontend)
+            return {"x": x, "y": np.array([e.label for e in examples], np.int64)}
         return cached(cache_dir, name, split_key(name, examples, augment, copies), compute)
 
     t1 = time.perf_counter()

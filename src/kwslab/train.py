@@ -14,6 +14,7 @@ References:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import frontend
+from . import augment, frontend
 from .config import Config, TrainConfig
 from .frontend import FeatureData
 from .models import KWSModel, build_model
@@ -97,11 +98,34 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
     Raises:
         ValueError: if cfg.keep is neither "last" nor "best".
     Note:
-        Repeatable on CPU for a given seed and thread count (shuffles come from a seeded
-        torch.Generator; dropout from torch.manual_seed).
+        Repeatable on CPU for a given seed whatever the machine's load: training runs with
+        cfg.num_threads threads and deterministic algorithms, shuffles come from a seeded
+        torch.Generator, SpecAugment and mixup from another, dropout from torch.manual_seed.
+        Optional regularizers (off by default): SpecAugment masks, mixup, label smoothing,
+        an exponential moving average of the weights (cfg.ema_decay; validation then scores
+        the averaged weights, which are the ones kept).
     """
     if cfg.keep not in ("last", "best"):
         raise ValueError(f"TrainConfig.keep={cfg.keep!r}; use 'last' or 'best'")
+    with _repeatable(cfg):
+        return _train(model, data, cfg, device=device, progress=progress, on_epoch=on_epoch)
+
+
+@contextlib.contextmanager
+def _repeatable(cfg: TrainConfig):
+    """Fix torch's CPU thread count and ask for deterministic algorithms; restore after."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(model, data, cfg, *, device, progress, on_epoch) -> History:
     device = device or default_device()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -114,6 +138,14 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     loss_fn = nn.CrossEntropyLoss()
+    train_loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 1)  # SpecAugment and mixup only
+    ema = None
+    if cfg.ema_decay > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay),
+            use_buffers=True)
+    num_classes = len(data.labels)
     hist = History()
     best_state = None
     train_y = torch.from_numpy(data.train_y)
@@ -128,15 +160,25 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
             idx = order[i:i + cfg.batch_size]
             x = to_tensor(copy[idx.numpy()]).to(device)
             y = train_y[idx].to(device)
+            if cfg.spec_time_masks or cfg.spec_freq_masks:
+                x = augment.spec_augment(x, aug_gen, time_masks=cfg.spec_time_masks,
+                                         max_frames=cfg.spec_max_frames, freq_masks=cfg.spec_freq_masks,
+                                         max_channels=cfg.spec_max_channels)
+            target = y
+            if cfg.mixup_alpha > 0:
+                x, target = augment.mixup(x, y, num_classes, cfg.mixup_alpha, aug_gen)
             opt.zero_grad(set_to_none=True)
             logits = model(x)
-            loss = loss_fn(logits, y)
+            loss = train_loss_fn(logits, target)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += loss.item() * len(idx)
             correct += (logits.argmax(1) == y).sum().item()
-        val_logits = torch.from_numpy(predict_logits(model, data.val_x, device=device))
+        scored = model if ema is None else ema.module  # validation scores the weights kept
+        val_logits = torch.from_numpy(predict_logits(scored, data.val_x, device=device))
         val_y = torch.from_numpy(data.val_y)
         val_loss = loss_fn(val_logits, val_y).item() if len(val_y) else float("nan")
         val_acc = (val_logits.argmax(1) == val_y).float().mean().item() if len(val_y) else 0.0
@@ -150,12 +192,14 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
         if hist.best_epoch < 0 or val_acc > hist.best_val_accuracy:
             hist.best_epoch, hist.best_val_accuracy = epoch + 1, val_acc
             if cfg.keep == "best":
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val=f"{val_acc:.3f}")
         if on_epoch is not None:
             on_epoch(hist)
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif ema is not None:  # end with the averaged weights and BatchNorm statistics
+        model.load_state_dict(ema.module.state_dict())
     model.eval()
     return hist
 
@@ -316,3 +360,25 @@ def accuracies(model: nn.Module, data: FeatureData, prefix: str = "") -> dict[st
     """
     return {f"{prefix}val_accuracy": accuracy(model, data.val_x, data.val_y),
             f"{prefix}test_accuracy": accuracy(model, data.test_x, data.test_y)}
+def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of an accuracy correct / n (95 % for the default z).
+
+    center = (p + z^2 / 2n) / (1 + z^2 / n), half = z / (1 + z^2 / n) * sqrt(p (1 - p) / n
+    + z^2 / 4n^2). Example: 50 of 57 correct -> p 0.877, interval (0.768, 0.939); 249 of
+    295 -> (0.798, 0.881). correct may be fractional (a mean over seeds times n).
+
+    Args:
+        correct: clips right, 0..n.
+        n: clips scored.
+        z: normal quantile (1.96 for 95 %).
+    Returns:
+        (low, high) in [0, 1]; (nan, nan) if n is 0.
+    Source: Wilson 1927 (JASA 22(158)); scipy ``binomtest(...).proportion_ci(method="wilson")``.
+    """
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    p = correct / n
+    d = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / d
+    half = z / d * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (max(0.0, center - half), min(1.0, center + half))

@@ -25,6 +25,7 @@ class FeatureRing {
 
   // Slices pushed so far (saturates at num_slices) and in total.
   int size() const { return size_; }
+  int num_slices() const { return num_slices_; }
   bool full() const { return size_ == num_slices_; }
   uint32_t total_pushed() const { return total_pushed_; }
   void Reset();

@@ -63,12 +63,12 @@ bool FeatureProvider::Begin() {
   return true;
 }
 
-int FeatureProvider::Update() {
+int FeatureProvider::Update(int max_frames) {
   if (!begun_) return 0;
   const uint32_t stride = static_cast<uint32_t>(settings_.window_stride_samples);
   int pushed = 0;
   // Keep one stride of guard so the ISR never writes what is being copied.
-  while (audio_->total_written() - cursor_ >= stride) {
+  while (pushed < max_frames && audio_->total_written() - cursor_ >= stride) {
     if (!audio_->Read(cursor_, stride, stride_, stride)) {
       // Fell behind: restart two strides before the newest audio (the frontend state
       // carries on across the gap).

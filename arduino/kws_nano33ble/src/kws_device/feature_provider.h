@@ -48,10 +48,11 @@ class FeatureProvider {
   // Allocates the frontend state; false on bad settings or out of memory.
   bool Begin();
 
-  // Feeds every complete new stride of captured audio through the frontend, pushing each
-  // finished frame. Returns the number of frames pushed (0 if no new stride yet).
+  // Feeds complete new strides of captured audio through the frontend, pushing each
+  // finished frame, and stops after max_frames frames (the rest waits for the next call).
+  // Returns the number of frames pushed (0 if no new stride yet).
   // If the reader fell behind the audio ring, skips to the newest audio and counts it.
-  int Update();
+  int Update(int max_frames = 0x7fffffff);
 
   // Audio position (samples since capture start) at the end of the newest frame, in ms.
   int32_t latest_frame_end_ms() const { return latest_frame_end_ms_; }

@@ -10,7 +10,8 @@
 namespace kws {
 
 App::App(const char* board_name, const ModelSpec& spec, const AppHooks& hooks,
-         AudioRing* audio, FeatureRing* features, FeatureProvider* provider, int profile_every)
+         AudioRing* audio, FeatureRing* features, FeatureProvider* provider, int profile_every,
+         int inference_every_slices)
     : board_name_(board_name),
       spec_(spec),
       hooks_(hooks),
@@ -18,6 +19,7 @@ App::App(const char* board_name, const ModelSpec& spec, const AppHooks& hooks,
       features_(features),
       provider_(provider),
       profile_every_(profile_every),
+      inference_every_slices_(inference_every_slices < 1 ? 1 : inference_every_slices),
       recognizer_(spec.category_count, spec.average_window_ms, spec.detection_threshold,
                   spec.suppression_ms, spec.minimum_count),
       interpreter_(nullptr),
@@ -93,12 +95,20 @@ void App::Begin(const tflite::MicroOpResolver& resolver, int op_registration_fai
 
 bool App::Step() {
   const bool profile = profile_every_ > 0;
-  // Features: only the new 20 ms slices since the last step (audio copy included).
+  // Features: only the new 20 ms slices since the last step (audio copy included), up to
+  // the next slice the cadence scores.
   const uint32_t t0 = profile ? hooks_.micros() : 0;
-  const int new_slices = provider_->Update();
-  if (new_slices == 0 || !features_->full()) return false;
+  const uint32_t window = static_cast<uint32_t>(features_->num_slices());
+  const uint32_t every = static_cast<uint32_t>(inference_every_slices_);
+  const uint32_t pushed = features_->total_pushed();
+  const uint32_t to_next = pushed < window ? window - pushed : every - (pushed - window) % every;
+  const int new_slices = provider_->Update(static_cast<int>(to_next));
+  if (new_slices != static_cast<int>(to_next)) return false;
   const uint32_t t1 = profile ? hooks_.micros() : 0;
   features_->CopyWindow(input_->data.int8);
+  if (hooks_.observe_input != nullptr) {
+    hooks_.observe_input(input_->data.int8, spec_.feature_element_count);
+  }
   const uint32_t t2 = profile ? hooks_.micros() : 0;
   if (interpreter_->Invoke() != kTfLiteOk) {
     Print("ERROR: Invoke failed");
@@ -107,6 +117,9 @@ bool App::Step() {
   const uint32_t t3 = profile ? hooks_.micros() : 0;
   RecognizeResult result;
   const int32_t now_ms = provider_->latest_frame_end_ms();
+  if (hooks_.observe_scores != nullptr) {
+    hooks_.observe_scores(output_->data.int8, spec_.category_count, now_ms);
+  }
   if (recognizer_.ProcessLatestResults(output_->data.int8, now_ms, &result) !=
       RecognizeStatus::kOk) {
     Print("ERROR: RecognizeCommands rejected the result");

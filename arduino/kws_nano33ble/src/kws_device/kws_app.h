@@ -35,6 +35,11 @@ struct AppHooks {
   // Shows a new, non-background command (LED); the app has already printed its line.
   // label_index indexes the labels; score is the 0..255 average; time_ms is audio time.
   void (*respond)(int label_index, const char* label, int32_t score, int32_t time_ms);
+  // Optional (nullptr on the boards): see each inference's int8 input window just before
+  // Invoke (the arena may reuse the input's memory during Invoke), then its int8 scores
+  // and audio time before RecognizeCommands. The emulator harness records them.
+  void (*observe_input)(const int8_t* input, int input_bytes);
+  void (*observe_scores)(const int8_t* scores, int category_count, int32_t time_ms);
 };
 
 // The model and its settings (model_data.h, model_settings.h).
@@ -62,8 +67,14 @@ class App {
   static constexpr int kDefaultProfileEvery = 50;
 
   // board_name goes into the boot banner. audio/features/provider outlive the App.
+  // inference_every_slices (>= 1) is the inference cadence: the model runs on the window
+  // that ends with the first full window's slice and then on every inference_every_slices-th
+  // slice after it (1: every 20 ms slice, as the host twin's default). A board too slow for
+  // its cadence falls behind on audio (the audio ring absorbs up to 512 ms, then
+  // dropped_strides counts what was skipped) but never changes which windows it scores.
   App(const char* board_name, const ModelSpec& spec, const AppHooks& hooks, AudioRing* audio,
-      FeatureRing* features, FeatureProvider* provider, int profile_every);
+      FeatureRing* features, FeatureProvider* provider, int profile_every,
+      int inference_every_slices = 1);
 
   // Boot: banner, schema version, op registration (op_registration_failures as returned by
   // kws::RegisterModelOps on resolver), interpreter and AllocateTensors, input/output
@@ -71,9 +82,9 @@ class App {
   // A failed check calls hooks.fail. Call once: the interpreter is a function-local static.
   void Begin(const tflite::MicroOpResolver& resolver, int op_registration_failures);
 
-  // One pass of the loop: feeds the new audio strides through the frontend and, if a new
-  // slice completed a full window, runs the model and RecognizeCommands and responds.
-  // Returns true if it ran an inference.
+  // One pass of the loop: feeds the new audio strides through the frontend, up to the next
+  // slice the cadence scores, and if that slice arrived runs the model and
+  // RecognizeCommands and responds. Returns true if it ran an inference.
   bool Step();
 
  private:
@@ -87,6 +98,7 @@ class App {
   FeatureRing* features_;
   FeatureProvider* provider_;
   int profile_every_;
+  int inference_every_slices_;
   RecognizeCommands recognizer_;
   tflite::MicroInterpreter* interpreter_;
   TfLiteTensor* input_;

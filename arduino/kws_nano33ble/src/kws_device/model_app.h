@@ -36,12 +36,14 @@ class ModelApp {
   static constexpr uint32_t kAudioRingSamples = 8192;  // 512 ms at 16 kHz
 
   // profile_every: inferences per "profile_us ..." line, 0 for no profiling.
-  ModelApp(const char* board_name, const AppHooks& hooks, int profile_every)
+  // inference_every_slices: the inference cadence in 20 ms slices (see App).
+  ModelApp(const char* board_name, const AppHooks& hooks, int profile_every,
+           int inference_every_slices = 1)
       : audio_(audio_storage_, kAudioRingSamples),
         features_(feature_storage_, kFeatureNumFrames, kFeatureNumChannels),
         provider_(Frontend(), &audio_, &features_),
         app_(board_name, Spec(tensor_arena_), hooks, &audio_, &features_, &provider_,
-             profile_every) {}
+             profile_every, inference_every_slices) {}
 
   // Boot checks, interpreter, frontend and audio start (see App::Begin). Call once.
   void Begin() {
