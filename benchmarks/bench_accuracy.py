@@ -35,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kwslab.config import TWELVE_CLASS_WORDS, Config  # noqa: E402
-from kwslab.train import wilson_interval  # noqa: E402
+from kwslab.stats import accuracy_interval  # noqa: E402
 
 RECIPES: dict[str, dict[str, dict]] = {
     "recipe": {"train": {"spec_time_masks": 2, "spec_max_frames": 5, "spec_freq_masks": 2,
@@ -98,7 +98,7 @@ def summarize(rows: list[dict], key: str) -> dict:
     mean = statistics.fmean(values)
     sd = statistics.stdev(values) if len(values) > 1 else float("nan")
     n = rows[0]["num_test"] if key != "float_val" else rows[0].get("num_val", 0)
-    lo, hi = wilson_interval(mean * n, n) if n else (float("nan"), float("nan"))
+    lo, hi = accuracy_interval(round(mean * n), n) if n else (float("nan"), float("nan"))
     return {"mean": round(mean, 4), "sd": round(sd, 4), "wilson95": [round(lo, 4), round(hi, 4)],
             "n": n, "values": [round(v, 4) for v in values]}
 

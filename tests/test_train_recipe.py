@@ -1,5 +1,4 @@
 """Training repeatability under load and thread changes, and the recipe options."""
-import math
 import subprocess
 import sys
 
@@ -114,21 +113,6 @@ def test_ema_weights_are_the_ones_kept():
     # validation scored the weights that were kept
     val = train.predict_logits(model, _random_data(n_train=100).val_x).argmax(1)
     assert hist.val_accuracy[-1] == pytest.approx(float((val == _random_data(n_train=100).val_y).mean()))
-
-
-@pytest.mark.parametrize("correct,n", [(50, 57), (249, 295), (0, 10), (10, 10)])
-def test_wilson_interval_matches_scipy(correct, n):
-    from scipy.stats import binomtest
-
-    ci = binomtest(correct, n).proportion_ci(method="wilson")
-    assert train.wilson_interval(correct, n) == pytest.approx((ci.low, ci.high), abs=1e-7)
-
-
-def test_wilson_interval_worked_example_and_empty():
-    # 50 of 57: p = 0.877, center (0.877 + 1.96^2/114) / (1 + 1.96^2/57) = 0.853, half 0.086
-    low, high = train.wilson_interval(50, 57)
-    assert (round(low, 3), round(high, 3)) == (0.768, 0.939)
-    assert all(math.isnan(v) for v in train.wilson_interval(0, 0))
 
 
 @pytest.mark.slow

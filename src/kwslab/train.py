@@ -360,25 +360,3 @@ def accuracies(model: nn.Module, data: FeatureData, prefix: str = "") -> dict[st
     """
     return {f"{prefix}val_accuracy": accuracy(model, data.val_x, data.val_y),
             f"{prefix}test_accuracy": accuracy(model, data.test_x, data.test_y)}
-def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of an accuracy correct / n (95 % for the default z).
-
-    center = (p + z^2 / 2n) / (1 + z^2 / n), half = z / (1 + z^2 / n) * sqrt(p (1 - p) / n
-    + z^2 / 4n^2). Example: 50 of 57 correct -> p 0.877, interval (0.768, 0.939); 249 of
-    295 -> (0.798, 0.881). correct may be fractional (a mean over seeds times n).
-
-    Args:
-        correct: clips right, 0..n.
-        n: clips scored.
-        z: normal quantile (1.96 for 95 %).
-    Returns:
-        (low, high) in [0, 1]; (nan, nan) if n is 0.
-    Source: Wilson 1927 (JASA 22(158)); scipy ``binomtest(...).proportion_ci(method="wilson")``.
-    """
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    p = correct / n
-    d = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / d
-    half = z / d * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, center - half), min(1.0, center + half))
