@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from kwslab import detect, frontend, plots
+from kwslab import detect, export, frontend, plots
 from kwslab.config import Config
 from kwslab.detect import Detection, Keyword
 
@@ -123,9 +123,7 @@ def test_plot_timeline_averages_scores_over_the_window():
 
 @pytest.fixture(scope="module")
 def placeholder_model():
-    from kwslab import firmware
-
-    return firmware.build_placeholder_tflite(Config())
+    return export.build_placeholder_tflite(Config())
 
 
 @pytest.mark.slow

@@ -143,7 +143,7 @@ def test_both_deploy_dirs_hold_the_same_export():
 
 @pytest.mark.slow
 def test_placeholder_model_has_device_input_quantization():
-    model = firmware.build_placeholder_tflite(Config())
+    model = export.build_placeholder_tflite(Config())
     q = export.io_quantization(model)["input"]
     assert (q["scale"], q["zero_point"]) == (pytest.approx(SCALE), -128)
     assert export.op_names(model) == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]

@@ -364,36 +364,6 @@ def write_deploy_files(tflite_bytes: bytes, cfg: Config, *, input_scale: float,
     return written
 
 
-def build_placeholder_tflite(cfg: Config, seed: int = 0) -> bytes:
-    """An UNTRAINED int8 model with the deploy input/output, so the sketches build as-is.
-
-    Conv2D(4, 10x8, stride 2, ReLU) -> Flatten -> Dense(C) -> Softmax on a (1, T, F, 1)
-    input, converted with full int8 quantization; the representative data spans exactly
-    [0, 255 * FEATURE_INPUT_SCALE], so the input scale is FEATURE_INPUT_SCALE and the zero
-    point -128. Ops: CONV_2D, RESHAPE, FULLY_CONNECTED, SOFTMAX. Its outputs mean nothing:
-    the export stage overwrites it with a trained model.
-    """
-    import numpy as np
-
-    from kwslab import export
-
-    tf = export.tensorflow()
-    tf.keras.utils.set_random_seed(seed)
-    t, f = cfg.frontend.feature_shape
-    inputs = tf.keras.Input((t, f, 1), batch_size=1)
-    x = tf.keras.layers.Conv2D(4, (10, 8), strides=(2, 2), padding="same",
-                               activation="relu")(inputs)
-    x = tf.keras.layers.Flatten()(x)
-    x = tf.keras.layers.Dense(cfg.data.num_classes)(x)
-    model = tf.keras.Model(inputs, tf.keras.layers.Softmax()(x))
-    top = 255 * FEATURE_INPUT_SCALE
-
-    rng = np.random.default_rng(seed)
-    calibration = rng.uniform(0, top, (8, t, f, 1)).astype(np.float32)  # (N, T, F, 1)
-    calibration[:, 0, 0, 0], calibration[:, 0, 1, 0] = 0.0, top
-    return export.convert_int8(model, calibration)
-
-
 # ----------------------------------------------------------------------------- board profile lines
 
 
