@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 constexpr char kModelName[] = "tiny_conv";
-#define KWS_MODEL_SETTINGS_SHA256 "407fa945b9fa0e0a53fa2e108dc19abad01b34c685e1b0db62f63b3b094ccef2"
+#define KWS_MODEL_SETTINGS_SHA256 "b2d7e51df49be092f25b52efd413e1a2345b02815cf59ca8cf82f8af5f8f9717"
 
 // ---- Micro frontend (FrontendConfig) ----
 constexpr int kAudioSampleRateHz = 16000;
