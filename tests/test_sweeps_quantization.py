@@ -211,10 +211,13 @@ def test_calibration_batches_take_the_first_bank_copy(random_features):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning")
 def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes(small_dscnn):
-    # The converter quantizes each output channel symmetrically with scale max|w| / 127;
-    # a channel already on an 8-bit grid (max |code| = 127) keeps its codes, and folding
-    # BatchNorm multiplies a channel by g, which scales the grid with it (and flips the signs
-    # when gamma < 0). So the file's codes are the QAT codes, per channel, for both models.
+    # The converter quantizes each conv output channel symmetrically with scale
+    # max|w| / 127; a channel already on an 8-bit grid (max |code| = 127) keeps its codes,
+    # and folding BatchNorm multiplies a channel by g, which scales the grid with it (and
+    # flips the signs when gamma < 0). So the file's conv codes are the QAT codes, per
+    # channel. Dense layers are exported per tensor (the deploy library scales
+    # FULLY_CONNECTED per tensor only), so fc's per-channel QAT codes are re-quantized
+    # onto one grid: whether they survive depends on the rows' scales, so fc is not checked.
     from kwslab import export
 
     rng = np.random.default_rng(0)
@@ -229,12 +232,13 @@ def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes(smal
         tflite = export.convert_int8(export.keras_twin(fmodel), export.representative_features(x))
         match = sweeps.weight_codes_match(tflite, qmodel)
         names = [n for n, m in qmodel.named_modules() if isinstance(m, Q._FakeQuantMixin)]
-        assert match == {n: True for n in names}, match
-        # the check can fail: one weight of fc's row 0 moved by one grid step (a code 0 -> 1
-        # away from the row's maximum) changes that row's multiset of codes
+        convs = [n for n in names if n != "fc"]
+        assert {n: match[n] for n in convs} == {n: True for n in convs}, match
+        # the check can fail: one weight of conv1's channel 0 moved by one grid step (a code
+        # away from the channel's maximum) changes that channel's multiset of codes
         moved = copy.deepcopy(qmodel)
         with torch.no_grad():
-            s0 = Q.weight_qparams(moved.fc.weight)[0][0]
-            j = int(torch.argmin(moved.fc.weight[0].abs()))
-            moved.fc.weight[0, j] += s0
-        assert sweeps.weight_codes_match(tflite, moved)["fc"] is False
+            s0 = Q.weight_qparams(moved.conv1.weight)[0][0]
+            row = moved.conv1.weight[0].view(-1)
+            row[int(torch.argmin(row.abs()))] += s0
+        assert sweeps.weight_codes_match(tflite, moved)["conv1"] is False
