@@ -207,7 +207,8 @@ def test_live_page_detects_the_clip_like_kwslab_detect(server, clip, model_dir, 
           f"used of {m1['JSHeapTotalSize'] / 2**20:.1f} MiB, main-thread CPU {100 * cpu:.1f} % "
           f"(script {m1['ScriptDuration'] - m0['ScriptDuration']:.2f} s), "
           f"{int(m1['Nodes'])} DOM nodes")
-    assert 0 < system_ms < 3000 and abs(latency_ms) < 3000
+    # a sanity bound, not a timing target: capture and paint clocks jitter by a chunk (100 ms)
+    assert -100 < system_ms < 3000 and abs(latency_ms) < 3000
     assert shot.stat().st_size > 10_000
 
 
