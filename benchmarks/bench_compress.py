@@ -1,0 +1,143 @@
+"""Small and accurate together: channel pruning + finetuning + LUT compression of trained models.
+
+    python benchmarks/bench_compress.py runs/bench_accuracy/ds_cnn_12class_baseline_s* \
+        --channel-sparsities 0.25,0.375,0.5 --lut-values 16 --finetune-epochs 20
+
+Each positional argument is a run folder of ``kwslab run`` / ``bench_accuracy.py`` (its
+``checkpoint.pt`` and ``report.json``), one per seed. For every run and every channel
+sparsity the notebook 6 path is applied to the trained model:
+
+1. ``prune.prune_channels`` (model surgery: every prunable conv loses that fraction of its
+   output channels, smallest L2 norm first) through ``sweeps.prune_structured``;
+2. finetuning (Adam, ``prune.finetune`` over the run's augmentation bank) for
+   ``--finetune-epochs`` at ``--lr``;
+3. int8 export checked in the TFLite Micro interpreter (``sweeps.deploy``), then weight
+   sharing to ``--lut-values`` values per output channel and TFLite Micro LUT compression
+   (``export.lut_compress``), run again in TFLite Micro.
+
+Printed (and appended as JSON lines to ``--out``): per configuration the mean over runs of
+the int8 test accuracy (TFLite Micro), flash (the .tflite bytes) and arena, with the sample
+sd and the Wilson 95 % interval of the mean; then the smallest flash whose mean int8 test
+accuracy is within ``--within`` (default 0.01) of the dense models' mean.
+
+Source: Han et al. 2016 (arXiv:1510.00149) for pruning + weight sharing; Li et al. 2017
+(arXiv:1608.08710) for filter (channel) pruning by norm.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tqdm import tqdm  # noqa: E402
+
+from kwslab import frontend, sweeps, train  # noqa: E402
+from kwslab.stats import accuracy_interval  # noqa: E402
+
+
+def summarize(values: list[float], n: int) -> dict:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    lo, hi = accuracy_interval(round(mean * n), n)
+    return {"mean": round(mean, 4), "sd": round(sd, 4), "wilson95": [round(lo, 4), round(hi, 4)],
+            "values": [round(v, 4) for v in values]}
+
+
+def compress_run(run_dir: Path, sparsities: list[float], lut_values: int | None, epochs: int,
+                 lr: float, data_dir, num_augmented: int, work: Path, bar) -> list[dict]:
+    """Rows (dense first) for one trained run; see the module docstring."""
+    model, cfg, _ = train.load_checkpoint(run_dir / "checkpoint.pt")
+    data = frontend.prepare_features(cfg, data_dir, num_augmented=num_augmented, progress=False)
+    rows = []
+    for s in [0.0] + sparsities:
+        t = time.perf_counter()
+        if s == 0.0:
+            small, row = model, {"channel_sparsity": 0.0, "params": sum(p.numel() for p in model.parameters())}
+        else:
+            small, row = sweeps.prune_structured(model, data, s, finetune_epochs=epochs, lr=lr,
+                                                 seed=cfg.train.seed, latency_s=0.05)
+            row.pop("cpu_latency_ms", None)
+        out = work / f"{run_dir.name}_cs{s}"
+        dep = sweeps.deploy(small, cfg, data, out, lut_values=lut_values)
+        dep.pop("lut_tensors", None)
+        dep.pop("lut_ops", None)
+        row.update(dep, run=run_dir.name, seed=cfg.train.seed, num_test=len(data.test_y),
+                   seconds=round(time.perf_counter() - t, 1))
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        bar.update(1)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="run folders (one per seed)")
+    ap.add_argument("--channel-sparsities", default="0.25,0.375,0.5")
+    ap.add_argument("--lut-values", type=int, default=16, help="values per output channel (0: no LUT)")
+    ap.add_argument("--finetune-epochs", type=int, default=20)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--within", type=float, default=0.01, help="allowed drop of the mean accuracy")
+    ap.add_argument("--augmented-copies", type=int, default=8)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--out", default="runs/bench_compress/results.jsonl")
+    a = ap.parse_args(argv)
+    sparsities = [float(s) for s in a.channel_sparsities.split(",") if s]
+    for r in a.runs:
+        if not (r / "checkpoint.pt").exists():
+            raise SystemExit(f"{r}: no checkpoint.pt (train it with bench_accuracy.py or kwslab run)")
+    lut = a.lut_values or None
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            tqdm(total=len(a.runs) * (1 + len(sparsities)), desc="compress", file=sys.stderr) as bar:
+        for r in a.runs:
+            rows += compress_run(r, sparsities, lut, a.finetune_epochs, a.lr, a.data,
+                                 a.augmented_copies, Path(tmp), bar)
+    table = []
+    for s in [0.0] + sparsities:
+        sel = [r for r in rows if r["channel_sparsity"] == s]
+        n = sel[0]["num_test"]
+        entry = {"channel_sparsity": s, "params": sel[0]["params"],
+                 "int8_test": summarize([r["int8_test"] for r in sel], n),
+                 "tflite_bytes": sel[0]["tflite_bytes"], "arena_bytes": sel[0]["arena_bytes"]}
+        if lut:
+            entry.update(lut_int8_test=summarize([r["lut_int8_test"] for r in sel], n),
+                         lut_tflite_bytes=sel[0]["lut_tflite_bytes"],
+                         lut_arena_bytes=sel[0]["lut_arena_bytes"])
+        table.append(entry)
+    dense = table[0]["int8_test"]["mean"]
+    candidates = [(e["tflite_bytes"], f"cs={e['channel_sparsity']} int8", e["int8_test"]["mean"])
+                  for e in table] + \
+                 [(e["lut_tflite_bytes"], f"cs={e['channel_sparsity']} LUT{lut}", e["lut_int8_test"]["mean"])
+                  for e in table if lut]
+    ok = sorted(c for c in candidates if c[2] >= dense - a.within)
+    result = {"runs": [str(r) for r in a.runs], "finetune_epochs": a.finetune_epochs, "lr": a.lr,
+              "lut_values": lut, "table": table, "dense_mean": dense,
+              "smallest_within": {"tflite_bytes": ok[0][0], "config": ok[0][1], "int8_test_mean": ok[0][2]}
+              if ok else None, "rows": rows}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out, "a") as f:
+        f.write(json.dumps(result) + "\n")
+    print("| channel sparsity | params | int8 test (mean ± sd) | flash B | arena B |"
+          + (f" LUT{lut} test | LUT flash B |" if lut else ""))
+    print("|---|---|---|---|---|" + ("---|---|" if lut else ""))
+    for e in table:
+        i = e["int8_test"]
+        line = (f"| {e['channel_sparsity']} | {e['params']:,} | {i['mean']:.3f} ± {i['sd']:.3f} "
+                f"| {e['tflite_bytes']:,} | {e['arena_bytes']:,} |")
+        if lut:
+            j = e["lut_int8_test"]
+            line += f" {j['mean']:.3f} ± {j['sd']:.3f} | {e['lut_tflite_bytes']:,} |"
+        print(line)
+    print(f"smallest within {a.within:.2f} of dense ({dense:.3f}): {result['smallest_within']}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
