@@ -411,7 +411,7 @@ FILTERBANK_BITS = 12
 """kFilterbankBits of the micro frontend: weights are in 1/4096 steps."""
 
 
-def filterbank_tables(fe) -> dict:
+def filterbank_tables(fe, *, fused_multiply_add: bool = False) -> dict:
     """The micro frontend's filterbank tables, computed as the host's C library computes them.
 
     A float-for-float replay of ``FilterbankPopulateState`` (``filterbank_util.c``) with the
@@ -426,6 +426,9 @@ def filterbank_tables(fe) -> dict:
 
     Args:
         fe: a :class:`kwslab.config.FrontendConfig`.
+        fused_multiply_add: replay the boards' build instead: the channel centres as one
+            fused multiply-add (the product exact, one rounding), what the library computes
+            on a Cortex-M4F built with the boards' flags.
     Returns:
         dict with ints ``num_channels``, ``start_index``, ``end_index`` and int16 numpy
         arrays ``channel_frequency_starts``, ``channel_weight_starts``, ``channel_widths``
@@ -453,7 +456,10 @@ def filterbank_tables(fe) -> dict:
     n1 = num_channels + 1
     mel_low, mel_hi = freq_to_mel(lower), freq_to_mel(upper)
     mel_spacing = f32(mel_hi - mel_low) / f32(n1)
-    center = [f32(mel_low + f32(mel_spacing * f32(i + 1))) for i in range(n1)]
+    if fused_multiply_add:  # float * small int is exact in double, the double sum too
+        center = [f32(float(mel_low) + float(mel_spacing) * (i + 1)) for i in range(n1)]
+    else:
+        center = [f32(mel_low + f32(mel_spacing * f32(i + 1))) for i in range(n1)]
     hz_per_sbin = f32(0.5 * int(fe.sample_rate_hz) / float(f32(spectrum_size) - f32(1)))
     start_index = int(1.5 + float(lower / hz_per_sbin))
     alignment, block = 2, 4  # kFilterbankIndexAlignment / sizeof(int16_t), block size
