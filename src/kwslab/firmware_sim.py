@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 
 EMULATOR_DIR = Path(__file__).resolve().parent / "emulator"
 VARIANTS = ("chirale", "ml-tflite-micro")
+REFERENCE_VARIANT = "chirale-reference"
+"""Chirale's TFLite Micro with TFLite Micro's reference int8 kernels for CONV_2D,
+FULLY_CONNECTED and SOFTMAX (``emulator/reference_kernels.cpp``) instead of its CMSIS-NN
+ones: for instruction counts of CMSIS-NN vs reference kernels (DEPTHWISE_CONV_2D stays
+CMSIS-NN: the library ships no reference Prepare for it)."""
+CMSIS_NN_REPLACED = ("conv.cpp", "fully_connected.cpp", "softmax.cpp")
 TICK_INSTRUCTIONS = 40
 """Instructions per tick of the 25 MHz CMSDK timer under ``-icount shift=0`` (1 ns each)."""
 BOARD_INFERENCE_EVERY_SLICES = {"nano33ble": 3, "psoc6": 2}
@@ -106,15 +112,16 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
     Args:
         model_dir: folder with ``model_data.h/.cpp`` and ``model_settings.h`` (an export).
         build_dir: object/ELF folder (objects are reused across models and calls).
-        variant: "chirale" (Nano's TFLM) or "ml-tflite-micro" (PSoC 6's).
+        variant: "chirale" (Nano's TFLM), "ml-tflite-micro" (PSoC 6's) or
+            :data:`REFERENCE_VARIANT`.
         every_slices: the inference cadence (KWS_INFERENCE_EVERY_SLICES).
     Returns:
         the ELF path.
     Raises:
         ValueError: unknown variant. DeviceSdkMissing, FirmwareBuildError: as firmware_build.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant {variant!r}: expected one of {VARIANTS}")
+    if variant not in (*VARIANTS, REFERENCE_VARIANT):
+        raise ValueError(f"variant {variant!r}: expected one of {(*VARIANTS, REFERENCE_VARIANT)}")
     sdk = fb.require_sdk(sdk)
     fb.require_tools(fb.GCC, fb.GXX, "make")
     model_dir = Path(model_dir).resolve()
@@ -122,10 +129,13 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
     build_dir.mkdir(parents=True, exist_ok=True)
     shared = fb.SKETCH_DIR / "src"
     warn = ["-Wall", "-Wextra", "-Werror"]
-    if variant == "chirale":
+    if variant in ("chirale", REFERENCE_VARIANT):
         units, cxx = _chirale_units(sdk)
         archives = []
         cxx = [a for a in cxx if a not in ("-c", "-MMD")]
+        if variant == REFERENCE_VARIANT:
+            units = [(p, a) for p, a in units
+                     if not (p.parent.name == "cmsis_nn" and p.name in CMSIS_NN_REPLACED)]
     else:
         units, cxx = _psoc6_frontend_units(sdk)
         tflm = sdk / "libs" / "Infineon+ml-tflite-micro" / "COMPONENT_ML_TFLM"
@@ -139,6 +149,8 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
     units += [(EMULATOR_DIR / "sim_main.cpp",
                [*ours, f"-DKWS_INFERENCE_EVERY_SLICES={int(every_slices)}"]),
               (EMULATOR_DIR / "startup.cpp", ours),
+              *([(EMULATOR_DIR / "reference_kernels.cpp", ours)] if variant == REFERENCE_VARIANT
+                else []),
               (model_dir / "model_data.cpp", ours),
               (EMULATOR_DIR / "runtime.c", [fb.GCC, *[f for f in cxx[1:] if f.startswith("-m")],
                                             "-mthumb", "-Os", *warn])]
