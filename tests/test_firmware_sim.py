@@ -204,6 +204,29 @@ def test_emulated_device_equals_host_bit_for_bit(sim_sdk, sim_build_dir, models,
 
 
 @pytest.mark.slow
+def test_reference_kernel_variant_scores_equal_and_costs_more(sim_sdk, sim_build_dir, recordings):
+    """TFLite Micro's reference int8 kernels (emulator/reference_kernels.cpp) in place of
+    Chirale's CMSIS-NN ones: the same scores as the TFLite Micro Python interpreter (which
+    runs the reference kernels) and several times CMSIS-NN's instructions per invocation."""
+    from kwslab import export
+
+    cfg = Config()
+    t, f = cfg.frontend.feature_shape
+    labels = list(cfg.data.labels)
+    tflite = firmware.parse_c_array((fb.SKETCH_DIR / "model_data.cpp").read_text())
+    clips, _, _ = recordings
+    invoke = {}
+    for variant in (fs.REFERENCE_VARIANT, "chirale"):
+        elf = fs.build_sim(fb.SKETCH_DIR, sim_build_dir, variant, 1, sim_sdk)
+        sims = [fs.run_sim(elf, audio, t * f, len(labels), labels) for _, audio in clips[:2]]
+        for sim in sims:
+            host = export.run_tflm(tflite, sim.features.reshape(-1, t, f)).astype(np.int8)
+            np.testing.assert_array_equal(sim.scores, host, err_msg=variant)
+        invoke[variant] = fs.instructions(sims[0])["invoke_instructions"]
+    assert invoke[fs.REFERENCE_VARIANT] > 3 * invoke["chirale"] > 1_500_000, invoke
+
+
+@pytest.mark.slow
 def test_committed_model_dense_layers_are_per_tensor(models):
     """Chirale 2.0.0's FULLY_CONNECTED applies channel 0's scale to all outputs: the export
     must quantize dense weights with a single scale (convolutions may be per-channel)."""
