@@ -16,6 +16,11 @@ Two library builds (:data:`VARIANTS`), both from the device SDK (:mod:`kwslab.fi
 * ``ml-tflite-micro``: Infineon's prebuilt library (hard float) with the PSoC 6 flags -- the
   PSoC 6's inference code.
 
+A third, :data:`REFERENCE_VARIANT`, swaps Chirale's CMSIS-NN kernels for TFLite Micro's
+reference int8 kernels, to count what CMSIS-NN saves. :func:`library_filterbank_tables`
+runs the micro frontend's setup alone, on the host or on the emulated board, to compare its
+tables with the ones the device installs (``kwslab.firmware.filterbank_tables``).
+
 :func:`simulate` returns what the device computed; :func:`compare_with_host` checks it
 against the Python side (frontend features, the TFLite Micro Python interpreter's scores on
 the same features, ``kwslab.detect``'s detections at the same inference cadence).
