@@ -183,7 +183,8 @@ def library_filterbank_tables(model_dir: Path, build_dir: Path, target: str = "c
 
     Builds ``emulator/frontend_tables.cpp`` with the SDK's micro frontend sources and the
     model folder's ``model_settings.h`` (its FrontendConfig), and runs it: ``"host"``
-    compiles with the host's gcc (glibc's maths, as TensorFlow's frontend op uses it);
+    compiles with the host's gcc (glibc's maths, as TensorFlow's frontend op uses it;
+    ``-ffp-contract=off``, as an x86-64 build without FMA computes);
     ``"chirale"`` / ``"ml-tflite-micro"`` cross-compile with the flags the emulator firmware
     of that variant uses (the Nano's / the PSoC 6's) and run under QEMU.
 
@@ -204,7 +205,9 @@ def library_filterbank_tables(model_dir: Path, build_dir: Path, target: str = "c
     exe = build_dir / f"frontend_tables_{target}_{tag}"
     if target == "host":
         fb.require_tools("gcc", "g++", "make")
-        cc, cxx = ["gcc", "-O2", f"-I{src}"], ["g++", "-O2", f"-I{src}"]
+        # No contraction on any host (x86-64 has no FMA by default; aarch64 would fuse).
+        cc = ["gcc", "-O2", "-ffp-contract=off", f"-I{src}"]
+        cxx = ["g++", "-O2", "-ffp-contract=off", f"-I{src}"]
         units = [(p, cc if p.suffix == ".c" else cxx) for p in lib]
         units.append((probe, [*cxx, f"-I{model_dir}"]))
         objects, _ = fb._run_units(units, build_dir, 2)
