@@ -10,6 +10,11 @@ register, the arena size and the RecognizeCommands settings -- comes from one
 The files are ``.cpp`` (not ``.cc``): the Arduino builder compiles ``.c``/``.cpp``/``.S``
 files of a sketch, not ``.cc``; ModusToolbox compiles both.
 
+Filterbank tables: ``model_settings.h`` also carries the micro frontend's filterbank tables
+as the host computes them (:func:`filterbank_tables`); the device installs them over the
+ones the library computes at boot, because GCC fuses a multiply-add in the library's
+filterbank setup on a Cortex-M4F and two weights of the top channel would differ.
+
 Input features: the device maps the micro frontend's uint16 output ``raw`` to int8 as
 micro_speech does, ``q = clamp(((raw * 256) + 333) // 666 - 128, -128, 127)``; training
 uses ``f = raw * 10 / 256``, so the model input must have ``scale = 666 * 10 / 65536 =
