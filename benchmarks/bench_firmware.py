@@ -4,8 +4,10 @@ Builds the PSoC 6 app and the Nano 33 BLE sketch (all but mbed OS's libmbed.a) a
 device SDK (``kwslab.firmware_build``) and prints flash/static RAM per ELF, by output
 section and by library (from the linker map). Then runs the firmware in QEMU
 (``kwslab.firmware_sim``, ``-icount shift=0``) on a real 1 s clip and reports median
-instructions per 20 ms feature slice and per model invocation, for the committed tiny_conv
-and, with ``--ds-cnn DIR`` (a run folder with model_data.cpp/model_settings.h/config.json),
+instructions per 20 ms feature slice and per model invocation with each library build --
+Chirale's CMSIS-NN kernels (Nano), ml-tflite-micro's (PSoC 6), and Chirale's TFLite Micro
+with the reference int8 kernels (``chirale-reference``, CMSIS-NN vs reference) -- for the
+committed tiny_conv and, with ``--ds-cnn DIR`` (a run folder with model_data.cpp/model_settings.h/config.json),
 a ds_cnn, with milliseconds at 1 instruction per cycle at 64 MHz (Nano 33 BLE) and 150 MHz
 (PSoC 6) -- lower bounds, since a Cortex-M4 needs more than one cycle for loads, branches
 and flash wait states.
@@ -57,7 +59,7 @@ def counts(build_root: Path, audio: np.ndarray, ds_cnn: Path | None) -> list[dic
         models.append(("ds_cnn", ds_cnn, cfg))
     rows = []
     for model, folder, cfg in models:
-        for variant in fs.VARIANTS:
+        for variant in (*fs.VARIANTS, fs.REFERENCE_VARIANT):
             try:
                 res = fs.simulate(audio, folder, cfg, variant=variant, every_slices=1,
                                   build_dir=build_root / "sim")

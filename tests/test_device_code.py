@@ -312,11 +312,49 @@ static const char* g_fault = "";  // which boot check to break
 static uint32_t g_clock = 0;      // fake microseconds
 static bool Fault(const char* name) { return strcmp(g_fault, name) == 0; }
 
-// Frontend: one 40-value frame per 320 samples, +300 us each.
-extern "C" int FrontendPopulateState(const struct FrontendConfig*, struct FrontendState*, int) {
+// Frontend: one 40-value frame per 320 samples, +300 us each. Its filterbank tables are
+// malloc'd arrays of -1, as the library's would be (with other values).
+static struct FrontendState* g_state = nullptr;
+static int16_t* g_library_weights = nullptr;
+static int16_t* Junk(int n) {
+  int16_t* p = static_cast<int16_t*>(malloc(n * sizeof(int16_t)));
+  for (int i = 0; i < n; ++i) p[i] = -1;
+  return p;
+}
+extern "C" int FrontendPopulateState(const struct FrontendConfig* config,
+                                     struct FrontendState* state, int) {
+  g_state = state;
+  FilterbankState& fb = state->filterbank;
+  fb.num_channels = config->filterbank.num_channels;
+  fb.start_index = fb.end_index = -1;
+  fb.channel_frequency_starts = Junk(fb.num_channels + 1);
+  fb.channel_weight_starts = Junk(fb.num_channels + 1);
+  fb.channel_widths = Junk(fb.num_channels + 1);
+  fb.weights = g_library_weights = Junk(8);
+  fb.unweights = Junk(8);
   return !Fault("frontend");
 }
-extern "C" void FrontendFreeStateContents(struct FrontendState*) {}
+extern "C" void FrontendFreeStateContents(struct FrontendState* state) {
+  FilterbankState& fb = state->filterbank;
+  free(fb.channel_frequency_starts);
+  free(fb.channel_weight_starts);
+  free(fb.channel_widths);
+  free(fb.weights);
+  free(fb.unweights);
+}
+// "tables" mode: does the frontend state hold model_settings.h's filterbank tables?
+static void PrintTables() {
+  const FilterbankState& fb = g_state->filterbank;
+  const size_t n1 = (kFeatureNumChannels + 1) * sizeof(int16_t);
+  const size_t nw = kFilterbankWeightCount * sizeof(int16_t);
+  printf("tables start %d end %d starts %d weight_starts %d widths %d weights %d unweights %d "
+         "replaced %d\n", fb.start_index == kFilterbankStartIndex, fb.end_index == kFilterbankEndIndex,
+         !memcmp(fb.channel_frequency_starts, kFilterbankChannelFrequencyStarts, n1),
+         !memcmp(fb.channel_weight_starts, kFilterbankChannelWeightStarts, n1),
+         !memcmp(fb.channel_widths, kFilterbankChannelWidths, n1),
+         !memcmp(fb.weights, kFilterbankWeights, nw), !memcmp(fb.unweights, kFilterbankUnweights, nw),
+         fb.weights != g_library_weights);
+}
 extern "C" struct FrontendOutput FrontendProcessSamples(struct FrontendState*, const int16_t*,
                                                         size_t n, size_t* read) {
   static uint16_t frame[40];
@@ -382,6 +420,7 @@ int main(int argc, char** argv) {  // app FAULT STEPS PROFILE_EVERY
   g_fault = argv[1];
   static kws::ModelApp app("Host", kHooks, atoi(argv[3]));
   app.Begin();
+  if (strcmp(g_fault, "tables") == 0) PrintTables();
   static int16_t stride[320];
   int inferences = 0;
   for (int k = 1; k <= atoi(argv[2]); ++k) {  // one new 20 ms stride per step
@@ -451,6 +490,15 @@ def test_app_boot_check_fails_with_its_message(app_driver, fault, message):
     assert lines[0] == BOOT_LINES[0]  # the banner comes first
     assert lines[-1] == "ERROR: " + message
     assert "Listening for: up down" not in lines
+
+
+def test_app_installs_the_host_filterbank_tables(app_driver):
+    """kws::FeatureProvider::Begin replaces the tables FrontendPopulateState computed with
+    model_settings.h's (kwslab.firmware.filterbank_tables), every value."""
+    code, lines = _run_app(app_driver, "tables")
+    assert code == 0 and lines[:4] == BOOT_LINES
+    assert lines[4] == ("tables start 1 end 1 starts 1 weight_starts 1 widths 1 weights 1 "
+                        "unweights 1 replaced 1")
 
 
 def test_app_step_detects_and_profiles(app_driver):

@@ -35,6 +35,47 @@ def test_c_array_round_trip_and_layout():
     assert sum(1 for line in source.splitlines() if line.startswith("  0x")) == 84
 
 
+def test_filterbank_tables_default_config():
+    """The default frontend's filterbank as the micro frontend library computes it on the
+    host (values printed by the library built with gcc; tests/test_firmware_sim.py compares
+    every table with the library itself for several configs)."""
+    t = firmware.filterbank_tables(Config().frontend)
+    assert (t["num_channels"], t["start_index"], t["end_index"]) == (40, 5, 241)
+    assert len(t["channel_widths"]) == 41 and len(t["weights"]) == len(t["unweights"]) == 316
+    assert t["weights"][:8].tolist() == [0, 1377, 0, 0, 2852, 321, 0, 0]
+    assert t["unweights"][:8].tolist() == [0, 2719, 0, 0, 1244, 3775, 0, 0]
+    assert t["channel_widths"][-3:].tolist() == [16, 16, 16]
+    assert t["channel_weight_starts"][-1] + t["channel_widths"][-1] == 316
+    # A filterbank weight and its unweight are w and 1 - w in 1/4096 steps, each rounded.
+    used = (t["weights"] + t["unweights"]) > 0
+    assert set((t["weights"] + t["unweights"])[used].tolist()) <= {4095, 4096, 4097}
+    # The boards' fused multiply-add moves exactly two weights of the top channel.
+    fused = firmware.filterbank_tables(Config().frontend, fused_multiply_add=True)
+    assert np.flatnonzero(fused["weights"] != t["weights"]).tolist() == [293, 297]
+    assert (fused["weights"][293], t["weights"][293]) == (1401, 1400)
+
+
+def test_filterbank_tables_reject_bad_band_limits():
+    with pytest.raises(ValueError, match="lower < upper"):
+        firmware.filterbank_tables(Config().replace(frontend={"lower_band_limit_hz": 8000.0}).frontend)
+    with pytest.raises(ValueError, match="above the spectrum size"):
+        firmware.filterbank_tables(Config().replace(frontend={"upper_band_limit_hz": 9000.0}).frontend)
+
+
+def test_settings_carry_the_filterbank_tables():
+    cfg = Config().replace(frontend={"num_channels": 32})
+    s = firmware.parse_model_settings(_settings(cfg))
+    t = firmware.filterbank_tables(cfg.frontend)
+    assert s["kFilterbankWeightCount"] == len(t["weights"]) == len(s["kFilterbankWeights"])
+    assert (s["kFilterbankStartIndex"], s["kFilterbankEndIndex"]) == (t["start_index"], t["end_index"])
+    for name, key in (("kFilterbankChannelFrequencyStarts", "channel_frequency_starts"),
+                      ("kFilterbankChannelWeightStarts", "channel_weight_starts"),
+                      ("kFilterbankChannelWidths", "channel_widths"),
+                      ("kFilterbankWeights", "weights"), ("kFilterbankUnweights", "unweights")):
+        assert s[name] == t[key].tolist(), name
+    assert len(s["kFilterbankChannelWidths"]) == 33
+
+
 def test_parse_c_array_rejects_length_mismatch():
     _, source = firmware.c_array_source(b"\x01\x02\x03")
     with pytest.raises(ValueError, match="_len = 4"):

@@ -10,6 +10,11 @@ register, the arena size and the RecognizeCommands settings -- comes from one
 The files are ``.cpp`` (not ``.cc``): the Arduino builder compiles ``.c``/``.cpp``/``.S``
 files of a sketch, not ``.cc``; ModusToolbox compiles both.
 
+Filterbank tables: ``model_settings.h`` also carries the micro frontend's filterbank tables
+as the host computes them (:func:`filterbank_tables`); the device installs them over the
+ones the library computes at boot, because GCC fuses a multiply-add in the library's
+filterbank setup on a Cortex-M4F and two weights of the top channel would differ.
+
 Input features: the device maps the micro frontend's uint16 output ``raw`` to int8 as
 micro_speech does, ``q = clamp(((raw * 256) + 333) // 666 - 128, -128, 127)``; training
 uses ``f = raw * 10 / 256``, so the model input must have ``scale = 666 * 10 / 65536 =
@@ -30,6 +35,8 @@ import hashlib
 import math
 import re
 from pathlib import Path
+
+import numpy as np
 
 from kwslab.config import Config, deploy_dirs
 
@@ -164,12 +171,46 @@ def _c_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _c_int_array(ctype: str, name: str, size: str, values) -> str:
+    """``constexpr <ctype> <name>[<size>] = {...};`` wrapped at 100 columns."""
+    lines, line = [], "   "
+    for v in (str(int(x)) for x in values):
+        if len(line) + len(v) + 2 > 100:
+            lines.append(line.rstrip())
+            line = "   "
+        line += f" {v},"
+    lines.append(line.rstrip().rstrip(","))
+    return f"constexpr {ctype} {name}[{size}] = {{\n" + "\n".join(lines) + "};"
+
+
+def filterbank_section(fe) -> str:
+    """The ``model_settings.h`` section with :func:`filterbank_tables` as C arrays."""
+    t = filterbank_tables(fe)
+    arrays = "\n".join(_c_int_array("int16_t", name, size, t[key]) for name, size, key in (
+        ("kFilterbankChannelFrequencyStarts", "kFeatureNumChannels + 1", "channel_frequency_starts"),
+        ("kFilterbankChannelWeightStarts", "kFeatureNumChannels + 1", "channel_weight_starts"),
+        ("kFilterbankChannelWidths", "kFeatureNumChannels + 1", "channel_widths"),
+        ("kFilterbankWeights", "kFilterbankWeightCount", "weights"),
+        ("kFilterbankUnweights", "kFilterbankWeightCount", "unweights")))
+    return f"""\
+// ---- Micro frontend filterbank: FilterbankPopulateState's tables as the host computes them ----
+// kws::FeatureProvider copies these over the tables the board computes at boot: built with
+// the boards' flags, GCC fuses a multiply-add of the library's CalculateCenterFrequencies
+// into one vfma.f32 (default -ffp-contract=fast), which moves two weights of the top
+// channel by 1/4096 and the board's features away from training's in rare frames.
+constexpr int kFilterbankStartIndex = {t["start_index"]};
+constexpr int kFilterbankEndIndex = {t["end_index"]};
+constexpr int kFilterbankWeightCount = {len(t["weights"])};
+{arrays}"""
+
+
 def model_settings_header(cfg: Config, *, input_scale: float, input_zero_point: int,
                           ops: list[str], arena_bytes: int, model_name: str,
                           model_sha256: str = "") -> str:
     """Text of ``model_settings.h`` for the device code.
 
-    Holds constexprs for the micro frontend (``FrontendConfig`` fields), the feature shape
+    Holds constexprs for the micro frontend (``FrontendConfig`` fields and the filterbank
+    tables of :func:`filterbank_tables`, which the device uses instead of its own), the feature shape
     (T x F = 49 x 40 = 1960 int8), the labels (``kCategoryLabels``, ``kCategoryCount``),
     the input quantization, the tensor arena (measured and with margin, see
     :func:`arena_bytes_with_margin`), the RecognizeCommands settings, and the ops:
@@ -256,6 +297,8 @@ constexpr int kPcanGainBits = {fe.gain_bits};
 constexpr int kEnableLog = {int(fe.enable_log)};
 constexpr int kLogScaleShift = {fe.scale_shift};
 
+{filterbank_section(fe)}
+
 // ---- Features: T frames x F channels of int8 ----
 constexpr int kFeatureNumFrames = {t};
 constexpr int kFeatureElementCount = {t * f};  // {t} x {f}
@@ -301,6 +344,7 @@ def parse_model_settings(text: str) -> dict:
 
     Returns:
         dict with every ``constexpr`` scalar by its C name (int or float; strings as str),
+        the ``int16_t`` arrays (``kFilterbankWeights`` ...) as lists of int,
         ``kCategoryLabels`` (list of str), ``ops`` (TFLite builtin names, in order),
         ``op_methods`` (resolver method suffixes, in order), ``KWS_OP_COUNT`` (int) and
         ``KWS_MODEL_SETTINGS_SHA256`` (str).
@@ -313,6 +357,8 @@ def parse_model_settings(text: str) -> dict:
         out[m.group(1)] = float(raw.rstrip("f")) if raw.endswith("f") or "." in raw else int(raw)
     for m in re.finditer(r'constexpr\s+char\s+(k\w+)\[\]\s*=\s*"((?:[^"\\]|\\.)*)";', text):
         out[m.group(1)] = m.group(2).replace('\\"', '"').replace("\\\\", "\\")
+    for m in re.finditer(r"constexpr\s+int16_t\s+(k\w+)\[[^\]]*\]\s*=\s*\{([^}]*)\};", text):
+        out[m.group(1)] = [int(v) for v in re.findall(r"-?\d+", m.group(2))]
     m = re.search(r"kCategoryLabels\[\w*\]\s*=\s*\{(.*?)\};", text, re.S)
     if m is None:
         raise ValueError("no kCategoryLabels array in the settings text")
@@ -362,6 +408,109 @@ def write_deploy_files(tflite_bytes: bytes, cfg: Config, *, input_scale: float,
             path.write_text(text)
             written.append(path)
     return written
+
+
+# ----------------------------------------------------------------------------- filterbank tables
+
+FILTERBANK_BITS = 12
+"""kFilterbankBits of the micro frontend: weights are in 1/4096 steps."""
+
+
+def filterbank_tables(fe, *, fused_multiply_add: bool = False) -> dict:
+    """The micro frontend's filterbank tables, computed as the host's C library computes them.
+
+    A float-for-float replay of ``FilterbankPopulateState`` (``filterbank_util.c``) with the
+    same C types: ``FreqToMel`` in double (``log1p`` from the platform's C maths library,
+    as the host frontend op uses it) rounded to float, every other step in IEEE single
+    precision with each product rounded before the sum (no fused multiply-add). The device
+    copies these tables over its own after ``FrontendPopulateState``: GCC contracts
+    ``mel_low + mel_spacing * (i + 1)`` (``CalculateCenterFrequencies``) into one fused
+    ``vfma.f32`` on a Cortex-M4F (its default ``-ffp-contract=fast``), which moves some
+    channel centres by one float step and two weights of the top channel by 1/4096, so
+    the board's features would differ from training's in rare frames.
+
+    Args:
+        fe: a :class:`kwslab.config.FrontendConfig`.
+        fused_multiply_add: replay the boards' build instead: the channel centres as one
+            fused multiply-add (the product exact, one rounding), what the library computes
+            on a Cortex-M4F built with the boards' flags.
+    Returns:
+        dict with ints ``num_channels``, ``start_index``, ``end_index`` and int16 numpy
+        arrays ``channel_frequency_starts``, ``channel_weight_starts``, ``channel_widths``
+        (num_channels + 1 each), ``weights`` and ``unweights`` (the same length, e.g. 316
+        for the default 40 channels of a 512-point FFT).
+    Raises:
+        ValueError: if the band limits are not 0 <= lower < upper, or the filterbank ends
+            above the spectrum (upper band limit above Nyquist).
+    Source: tflite-micro ``tensorflow/lite/experimental/microfrontend/lib/filterbank_util.c``.
+    """
+    f32 = np.float32
+    num_channels = int(fe.num_channels)
+    lower, upper = f32(fe.lower_band_limit_hz), f32(fe.upper_band_limit_hz)
+    if not 0 <= lower < upper:
+        raise ValueError(f"band limits {float(lower)} .. {float(upper)} Hz: need 0 <= lower < upper")
+    window = int(fe.window_size_ms) * int(fe.sample_rate_hz) // 1000
+    fft_size = 1
+    while fft_size < window:
+        fft_size <<= 1
+    spectrum_size = fft_size // 2 + 1
+
+    def freq_to_mel(freq):  # static float FreqToMel(float freq): 1127.0 * log1p(freq / 700.0)
+        return f32(1127.0 * math.log1p(float(freq) / 700.0))
+
+    n1 = num_channels + 1
+    mel_low, mel_hi = freq_to_mel(lower), freq_to_mel(upper)
+    mel_spacing = f32(mel_hi - mel_low) / f32(n1)
+    if fused_multiply_add:  # float * small int is exact in double, the double sum too
+        center = [f32(float(mel_low) + float(mel_spacing) * (i + 1)) for i in range(n1)]
+    else:
+        center = [f32(mel_low + f32(mel_spacing * f32(i + 1))) for i in range(n1)]
+    hz_per_sbin = f32(0.5 * int(fe.sample_rate_hz) / float(f32(spectrum_size) - f32(1)))
+    start_index = int(1.5 + float(lower / hz_per_sbin))
+    alignment, block = 2, 4  # kFilterbankIndexAlignment / sizeof(int16_t), block size
+    freq_starts, weight_starts, widths = [0] * n1, [0] * n1, [0] * n1
+    actual_starts, actual_widths = [0] * n1, [0] * n1
+    chan_start, weight_index, needs_zeros = start_index, 0, False
+    for chan in range(n1):
+        freq_index = chan_start
+        while freq_to_mel(f32(freq_index) * hz_per_sbin) <= center[chan]:
+            freq_index += 1
+        width = freq_index - chan_start
+        actual_starts[chan], actual_widths[chan] = chan_start, width
+        if width == 0:
+            freq_starts[chan], weight_starts[chan], widths[chan] = 0, 0, block
+            if not needs_zeros:
+                needs_zeros = True
+                for j in range(chan):
+                    weight_starts[j] += block
+                weight_index += block
+        else:
+            aligned_start = (chan_start // alignment) * alignment
+            padded = ((chan_start - aligned_start + width - 1) // block + 1) * block
+            freq_starts[chan], weight_starts[chan], widths[chan] = aligned_start, weight_index, padded
+            weight_index += padded
+        chan_start = freq_index
+    weights = np.zeros(weight_index, np.int16)
+    unweights = np.zeros(weight_index, np.int16)
+    end_index = 0
+    for chan in range(n1):
+        frequency = actual_starts[chan]
+        offset = frequency - freq_starts[chan]
+        denom = mel_low if chan == 0 else center[chan - 1]
+        for j in range(actual_widths[chan]):
+            w = f32(center[chan] - freq_to_mel(f32(frequency) * hz_per_sbin)) / f32(center[chan] - denom)
+            k = weight_starts[chan] + offset + j
+            weights[k] = math.floor(float(w * f32(1 << FILTERBANK_BITS)) + 0.5)
+            unweights[k] = math.floor((1.0 - float(w)) * (1 << FILTERBANK_BITS) + 0.5)
+            frequency += 1
+        end_index = max(end_index, frequency)
+    if end_index >= spectrum_size:
+        raise ValueError(f"filterbank end index {end_index} is above the spectrum size "
+                         f"{spectrum_size}: upper band limit {float(upper)} Hz too high")
+    i16 = lambda v: np.asarray(v, np.int16)  # noqa: E731
+    return {"num_channels": num_channels, "start_index": start_index, "end_index": end_index,
+            "channel_frequency_starts": i16(freq_starts), "channel_weight_starts": i16(weight_starts),
+            "channel_widths": i16(widths), "weights": weights, "unweights": unweights}
 
 
 # ----------------------------------------------------------------------------- board profile lines

@@ -16,6 +16,11 @@ Two library builds (:data:`VARIANTS`), both from the device SDK (:mod:`kwslab.fi
 * ``ml-tflite-micro``: Infineon's prebuilt library (hard float) with the PSoC 6 flags -- the
   PSoC 6's inference code.
 
+A third, :data:`REFERENCE_VARIANT`, swaps Chirale's CMSIS-NN kernels for TFLite Micro's
+reference int8 kernels, to count what CMSIS-NN saves. :func:`library_filterbank_tables`
+runs the micro frontend's setup alone, on the host or on the emulated board, to compare its
+tables with the ones the device installs (``kwslab.firmware.filterbank_tables``).
+
 :func:`simulate` returns what the device computed; :func:`compare_with_host` checks it
 against the Python side (frontend features, the TFLite Micro Python interpreter's scores on
 the same features, ``kwslab.detect``'s detections at the same inference cadence).
@@ -43,6 +48,12 @@ log = logging.getLogger(__name__)
 
 EMULATOR_DIR = Path(__file__).resolve().parent / "emulator"
 VARIANTS = ("chirale", "ml-tflite-micro")
+REFERENCE_VARIANT = "chirale-reference"
+"""Chirale's TFLite Micro with TFLite Micro's reference int8 kernels for CONV_2D,
+FULLY_CONNECTED and SOFTMAX (``emulator/reference_kernels.cpp``) instead of its CMSIS-NN
+ones: for instruction counts of CMSIS-NN vs reference kernels (DEPTHWISE_CONV_2D stays
+CMSIS-NN: the library ships no reference Prepare for it)."""
+CMSIS_NN_REPLACED = ("conv.cpp", "fully_connected.cpp", "softmax.cpp")
 TICK_INSTRUCTIONS = 40
 """Instructions per tick of the 25 MHz CMSDK timer under ``-icount shift=0`` (1 ns each)."""
 BOARD_INFERENCE_EVERY_SLICES = {"nano33ble": 3, "psoc6": 2}
@@ -84,6 +95,21 @@ def _chirale_units(sdk: Path) -> tuple[list, list]:
     return units, cxxflags
 
 
+def _psoc6_frontend_units(sdk: Path) -> tuple[list, list]:
+    """The micro frontend's sources (from Chirale's copy: ml-tflite-micro's prebuilt library
+    has no frontend) with the PSoC 6 flags and ml-tflite-micro's headers; and the C++ argv."""
+    tflm = sdk / "libs" / "Infineon+ml-tflite-micro" / "COMPONENT_ML_TFLM"
+    inc = tflm / "include"
+    front = sdk / "libs" / fb.CHIRALE / "src"
+    flags = [*fb.PSOC6_CORE_FLAGS, *fb.PSOC6_COMMON_FLAGS, "-DTF_LITE_STATIC_MEMORY",
+             "-DTF_LITE_STRIP_ERROR_STRINGS", f"-I{inc}", f"-I{inc / 'flatbuffers' / 'include'}",
+             f"-I{inc / 'gemmlowp'}", "-idirafter", str(front)]
+    lib = front / "tensorflow" / "lite" / "experimental" / "microfrontend" / "lib"
+    units = [(p, [fb.GCC, *flags] if p.suffix == ".c" else [fb.GXX, *fb.PSOC6_CXX_FLAGS, *flags])
+             for p in sorted(lib.iterdir()) if p.suffix in (".c", ".cpp", ".cc")]
+    return units, [fb.GXX, *fb.PSOC6_CXX_FLAGS, *flags]
+
+
 def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_slices: int = 1,
               sdk: Path | None = None, jobs: int = 2) -> Path:
     """Cross-compile the emulator firmware for one model folder and library variant.
@@ -91,15 +117,16 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
     Args:
         model_dir: folder with ``model_data.h/.cpp`` and ``model_settings.h`` (an export).
         build_dir: object/ELF folder (objects are reused across models and calls).
-        variant: "chirale" (Nano's TFLM) or "ml-tflite-micro" (PSoC 6's).
+        variant: "chirale" (Nano's TFLM), "ml-tflite-micro" (PSoC 6's) or
+            :data:`REFERENCE_VARIANT`.
         every_slices: the inference cadence (KWS_INFERENCE_EVERY_SLICES).
     Returns:
         the ELF path.
     Raises:
         ValueError: unknown variant. DeviceSdkMissing, FirmwareBuildError: as firmware_build.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant {variant!r}: expected one of {VARIANTS}")
+    if variant not in (*VARIANTS, REFERENCE_VARIANT):
+        raise ValueError(f"variant {variant!r}: expected one of {(*VARIANTS, REFERENCE_VARIANT)}")
     sdk = fb.require_sdk(sdk)
     fb.require_tools(fb.GCC, fb.GXX, "make")
     model_dir = Path(model_dir).resolve()
@@ -107,22 +134,17 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
     build_dir.mkdir(parents=True, exist_ok=True)
     shared = fb.SKETCH_DIR / "src"
     warn = ["-Wall", "-Wextra", "-Werror"]
-    if variant == "chirale":
+    if variant in ("chirale", REFERENCE_VARIANT):
         units, cxx = _chirale_units(sdk)
         archives = []
         cxx = [a for a in cxx if a not in ("-c", "-MMD")]
+        if variant == REFERENCE_VARIANT:
+            units = [(p, a) for p, a in units
+                     if not (p.parent.name == "cmsis_nn" and p.name in CMSIS_NN_REPLACED)]
     else:
+        units, cxx = _psoc6_frontend_units(sdk)
         tflm = sdk / "libs" / "Infineon+ml-tflite-micro" / "COMPONENT_ML_TFLM"
-        inc = tflm / "include"
-        front = sdk / "libs" / fb.CHIRALE / "src"
-        flags = [*fb.PSOC6_CORE_FLAGS, *fb.PSOC6_COMMON_FLAGS, "-DTF_LITE_STATIC_MEMORY",
-                 "-DTF_LITE_STRIP_ERROR_STRINGS", f"-I{inc}", f"-I{inc / 'flatbuffers' / 'include'}",
-                 f"-I{inc / 'gemmlowp'}", "-idirafter", str(front)]
-        lib = front / "tensorflow" / "lite" / "experimental" / "microfrontend" / "lib"
-        units = [(p, [fb.GCC, *flags] if p.suffix == ".c" else [fb.GXX, *fb.PSOC6_CXX_FLAGS, *flags])
-                 for p in sorted(lib.iterdir()) if p.suffix in (".c", ".cpp", ".cc")]
         archives = sorted((tflm / "COMPONENT_CM4" / "COMPONENT_HARDFP").rglob("*.a"))
-        cxx = [fb.GXX, *fb.PSOC6_CXX_FLAGS, *flags]
     # Our code with -Wall -Wextra -Werror (the libraries' headers as system headers, so only
     # our code's warnings count); the model folder first on the include path.
     system = [x for f in cxx if f.startswith("-I") for x in ("-isystem", f[2:])]
@@ -131,6 +153,9 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
     units += [(p, ours) for p in sorted((shared / "kws_device").glob("*.cpp"))]
     units += [(EMULATOR_DIR / "sim_main.cpp",
                [*ours, f"-DKWS_INFERENCE_EVERY_SLICES={int(every_slices)}"]),
+              (EMULATOR_DIR / "startup.cpp", ours),
+              *([(EMULATOR_DIR / "reference_kernels.cpp", ours)] if variant == REFERENCE_VARIANT
+                else []),
               (model_dir / "model_data.cpp", ours),
               (EMULATOR_DIR / "runtime.c", [fb.GCC, *[f for f in cxx[1:] if f.startswith("-m")],
                                             "-mthumb", "-Os", *warn])]
@@ -145,6 +170,82 @@ def build_sim(model_dir: Path, build_dir: Path, variant: str = "chirale", every_
             *map(str, archives), "-lm"]
     fb._link(link, "emulator")
     return elf
+
+
+FRONTEND_LIB = Path("tensorflow") / "lite" / "experimental" / "microfrontend" / "lib"
+"""The micro frontend's C library inside Chirale_TensorFLowLite's ``src`` (both boards
+compile it from there: ml-tflite-micro's prebuilt library does not carry it)."""
+
+
+def library_filterbank_tables(model_dir: Path, build_dir: Path, target: str = "chirale",
+                              sdk: Path | None = None) -> dict:
+    """The filterbank tables the micro frontend library itself computes on a target.
+
+    Builds ``emulator/frontend_tables.cpp`` with the SDK's micro frontend sources and the
+    model folder's ``model_settings.h`` (its FrontendConfig), and runs it: ``"host"``
+    compiles with the host's gcc (glibc's maths, as TensorFlow's frontend op uses it;
+    ``-ffp-contract=off``, as an x86-64 build without FMA computes);
+    ``"chirale"`` / ``"ml-tflite-micro"`` cross-compile with the flags the emulator firmware
+    of that variant uses (the Nano's / the PSoC 6's) and run under QEMU.
+
+    Returns:
+        dict like :func:`kwslab.firmware.filterbank_tables` (ints and int16 arrays).
+    Raises:
+        ValueError: unknown target. RuntimeError: the program failed.
+        DeviceSdkMissing, FirmwareBuildError: as firmware_build.
+    """
+    sdk = fb.require_sdk(sdk)
+    src = sdk / "libs" / fb.CHIRALE / "src"
+    lib = sorted(p for p in (src / FRONTEND_LIB).iterdir() if p.suffix in (".c", ".cpp"))
+    model_dir = Path(model_dir).resolve()
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    probe = EMULATOR_DIR / "frontend_tables.cpp"
+    tag = hashlib.sha256(f"{model_dir}{target}".encode()).hexdigest()[:10]
+    exe = build_dir / f"frontend_tables_{target}_{tag}"
+    if target == "host":
+        fb.require_tools("gcc", "g++", "make")
+        # No contraction on any host (x86-64 has no FMA by default; aarch64 would fuse).
+        cc = ["gcc", "-O2", "-ffp-contract=off", f"-I{src}"]
+        cxx = ["g++", "-O2", "-ffp-contract=off", f"-I{src}"]
+        units = [(p, cc if p.suffix == ".c" else cxx) for p in lib]
+        units.append((probe, [*cxx, f"-I{model_dir}"]))
+        objects, _ = fb._run_units(units, build_dir, 2)
+        fb._link(["g++", "-o", str(exe), *map(str, objects), "-lm"], "frontend tables (host)")
+        out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+        text, code = out.stdout, out.returncode
+    elif target in VARIANTS:
+        fb.require_tools(fb.GCC, fb.GXX, "make", QEMU)
+        if target == "chirale":
+            units, cxx = _chirale_units(sdk)
+            units = [(p, [a for a in argv if a not in ("-c", "-MMD")]) for p, argv in units
+                     if p.parent == src / FRONTEND_LIB]
+            cxx = [a for a in cxx if a not in ("-c", "-MMD")]
+        else:
+            units, cxx = _psoc6_frontend_units(sdk)
+        ours = [cxx[0], f"-I{model_dir}", *cxx[1:]]
+        units += [(probe, ours), (EMULATOR_DIR / "startup.cpp", ours),
+                  (EMULATOR_DIR / "runtime.c", [fb.GCC, *[f for f in cxx[1:] if f.startswith("-m")],
+                                                "-mthumb", "-Os"])]
+        objects, _ = fb._run_units(units, build_dir, 2)
+        base = list(dict.fromkeys([f for f in cxx[1:] if f.startswith("-m")] + ["-mthumb"]))
+        exe = exe.with_suffix(".elf")
+        fb._link([fb.GXX, *base, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles",
+                  f"-T{EMULATOR_DIR / 'mps2_an386.ld'}", "-Wl,--gc-sections", "-o", str(exe),
+                  *map(str, objects), "-lm"], f"frontend tables ({target})")
+        out = subprocess.run([QEMU, "-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic",
+                              "-monitor", "none", "-serial", "none", "-semihosting-config",
+                              "enable=on,target=native", "-kernel", str(exe)],
+                             capture_output=True, text=True, timeout=120)
+        text, code = out.stdout, out.returncode
+    else:
+        raise ValueError(f"target {target!r}: expected 'host' or one of {VARIANTS}")
+    lines = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+    if code != 0 or "done" not in text.splitlines():
+        raise RuntimeError(f"{exe.name} failed (exit {code}):\n{text[-2000:]}")
+    tables = {k: np.array(v.split(), np.int16) for k, v in lines.items()
+              if k.startswith(("channel_", "weights", "unweights"))}
+    return {**{k: int(lines[k]) for k in ("num_channels", "start_index", "end_index")}, **tables}
 
 
 def run_sim(elf: Path, audio_int16: np.ndarray, feature_elements: int, category_count: int,

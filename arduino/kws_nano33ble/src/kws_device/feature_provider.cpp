@@ -11,6 +11,30 @@ namespace kws {
 
 namespace {
 FrontendState* AsState(void* p) { return static_cast<FrontendState*>(p); }
+
+// Replaces *table (the library's malloc'd array) with a malloc'd copy of values.
+bool ReplaceTable(const int16_t* values, int count, int16_t** table) {
+  int16_t* copy = static_cast<int16_t*>(malloc(static_cast<size_t>(count) * sizeof(int16_t)));
+  if (copy == nullptr) return false;
+  memcpy(copy, values, static_cast<size_t>(count) * sizeof(int16_t));
+  free(*table);
+  *table = copy;
+  return true;
+}
+
+// Installs the host-computed filterbank tables (see FilterbankTables); the library frees
+// them with the rest of the state (FrontendFreeStateContents).
+bool UseFilterbankTables(const FilterbankTables& t, FilterbankState* fb) {
+  const int channels_plus_1 = fb->num_channels + 1;
+  if (t.weight_count <= 0 || t.start_index < 0 || t.end_index <= t.start_index) return false;
+  fb->start_index = t.start_index;
+  fb->end_index = t.end_index;
+  return ReplaceTable(t.channel_frequency_starts, channels_plus_1, &fb->channel_frequency_starts) &&
+         ReplaceTable(t.channel_weight_starts, channels_plus_1, &fb->channel_weight_starts) &&
+         ReplaceTable(t.channel_widths, channels_plus_1, &fb->channel_widths) &&
+         ReplaceTable(t.weights, t.weight_count, &fb->weights) &&
+         ReplaceTable(t.unweights, t.weight_count, &fb->unweights);
+}
 }  // namespace
 
 FeatureProvider::FeatureProvider(const FrontendSettings& settings, AudioRing* audio,
@@ -58,6 +82,11 @@ bool FeatureProvider::Begin() {
   state_ = calloc(1, sizeof(FrontendState));
   if (state_ == nullptr) return false;
   if (!FrontendPopulateState(&config, AsState(state_), settings_.sample_rate_hz)) return false;
+  if (settings_.filterbank != nullptr &&
+      !UseFilterbankTables(*settings_.filterbank, &AsState(state_)->filterbank)) {
+    FrontendFreeStateContents(AsState(state_));
+    return false;
+  }
   begun_ = true;
   cursor_ = audio_->total_written();
   return true;

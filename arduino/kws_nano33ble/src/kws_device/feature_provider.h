@@ -16,6 +16,23 @@
 
 namespace kws {
 
+// The micro frontend's filterbank tables as the host computes them (model_settings.h's
+// kFilterbank*; kwslab.firmware.filterbank_tables). Begin copies them over the ones
+// FrontendPopulateState computed on the board: built with the boards' flags, GCC fuses a
+// multiply-add in the library's CalculateCenterFrequencies (vfma.f32), which moves two
+// weights of the top channel by 1/4096, and the board's features would then differ from
+// the training features in rare frames.
+struct FilterbankTables {
+  int start_index;
+  int end_index;
+  int weight_count;
+  const int16_t* channel_frequency_starts;  // num_channels + 1 values each
+  const int16_t* channel_weight_starts;
+  const int16_t* channel_widths;
+  const int16_t* weights;  // weight_count values each
+  const int16_t* unweights;
+};
+
 // FrontendConfig values (filled from the generated model_settings.h by the caller).
 struct FrontendSettings {
   int sample_rate_hz;
@@ -35,6 +52,7 @@ struct FrontendSettings {
   int pcan_gain_bits;
   int enable_log;
   int log_scale_shift;
+  const FilterbankTables* filterbank;  // nullptr: keep the tables the library computed
 };
 
 class FeatureProvider {
@@ -45,7 +63,8 @@ class FeatureProvider {
   FeatureProvider(const FrontendSettings& settings, AudioRing* audio, FeatureRing* features);
   ~FeatureProvider();
 
-  // Allocates the frontend state; false on bad settings or out of memory.
+  // Allocates the frontend state and installs settings.filterbank's tables; false on bad
+  // settings or out of memory.
   bool Begin();
 
   // Feeds complete new strides of captured audio through the frontend, pushing each

@@ -57,11 +57,15 @@ class ModelApp {
 
  private:
   static FrontendSettings Frontend() {
+    static const FilterbankTables kFilterbank = {
+        kFilterbankStartIndex,          kFilterbankEndIndex,  kFilterbankWeightCount,
+        kFilterbankChannelFrequencyStarts, kFilterbankChannelWeightStarts, kFilterbankChannelWidths,
+        kFilterbankWeights,             kFilterbankUnweights};
     return {kAudioSampleRateHz,  kWindowSizeMs,     kWindowStrideMs,   kWindowStrideSamples,
             kFeatureNumChannels, kLowerBandLimitHz, kUpperBandLimitHz, kSmoothingBits,
             kEvenSmoothing,      kOddSmoothing,     kMinSignalRemaining, kEnablePcan,
             kPcanStrength,       kPcanOffset,       kPcanGainBits,     kEnableLog,
-            kLogScaleShift};
+            kLogScaleShift,      &kFilterbank};
   }
 
   static ModelSpec Spec(uint8_t* arena) {
