@@ -15,7 +15,8 @@ student's copy of the student tree (at least their student-editable `.py` files,
    return plain data (`kwslab.course.wire`). Every assert, every comparison and every
    verdict is made in the grader's process, from files the sandbox cannot see.
 3. A crash, hang or memory kill in the worker fails the test that caused it; the next test
-   gets a fresh worker. Hidden tests use their own worker. A hard wall-clock limit per
+   gets a fresh worker. Public tests run first; a worker that has served a hidden test is
+   replaced before any public test. A hard wall-clock limit per
    submission (`--time-limit`) ends the run; tests without a verdict are "not run".
 4. Scores: test ids and points (`@pytest.mark.graded(points=N)`) come from a collection run
    over the instructor's own repository, never from the submission.
@@ -256,18 +257,15 @@ def grade_submission(repo: Path, submission: Path, tests: list[GradedTest],
                 (code_dir / rel).parent.chmod(0o755)
         (work / "tmp").mkdir()
         packages = sorted({Path(rel).parts[1] for rel in editable})
-        commands = {}
-        for pool in ("public", "hidden"):  # each with its own uid and cgroup
-            uid = cgroup = None
-            if mode == "strict":
-                cgroup = sandbox.Cgroup(f"{os.getpid()}-{next(_cgroup_ids)}", limits)
-                cgroups.append(cgroup)
-                uid = sandbox.allocate_uid()
-            commands[pool] = sandbox.worker_command(mode, code_dir, packages, limits, uid,
-                                                    cgroup)
+        uid = cgroup = None
+        if mode == "strict":  # a uid and a cgroup of its own for this submission's workers
+            cgroup = sandbox.Cgroup(f"{os.getpid()}-{next(_cgroup_ids)}", limits)
+            cgroups.append(cgroup)
+            uid = sandbox.allocate_uid()
         results_path = work / "results.jsonl"
         config = {"modules": {_module_name(rel): str(repo / rel) for rel in editable},
-                  "commands": commands,
+                  "command": sandbox.worker_command(mode, code_dir, packages, limits, uid,
+                                                    cgroup),
                   "env": sandbox.worker_env(mode, code_dir),
                   "hidden": [t.nodeid for t in tests if t.hidden],
                   "results": str(results_path), "test_timeout_s": test_timeout_s,
