@@ -112,10 +112,31 @@ def pytest_collection_finish(session):
 _STATE: dict = {}
 
 
+def _share_ast_cache() -> None:
+    """Parse each source file once per run for failure reports: pytest parses the whole
+    file again for every failing test (its cache lives one report), which is most of the
+    time of a submission whose tests all fail. The files do not change during a run."""
+    try:
+        from _pytest._code import code
+        cls = code.FormattedExcinfo
+        if "astcache" not in {f.name for f in __import__("dataclasses").fields(cls)}:
+            return
+    except (ImportError, AttributeError, TypeError):
+        return
+    shared: dict = {}
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.astcache = shared
+    cls.__init__ = __init__
+
+
 def pytest_configure(config):
     path = os.environ.get("KWSLAB_GRADER_CONFIG")
     if not path:
         return
+    _share_ast_cache()
     from kwslab.course import remote
     cfg = json.loads(Path(path).read_text(encoding="utf-8"))
     client = remote.Client(cfg["command"], cfg["env"])
