@@ -204,7 +204,7 @@ GETFRAME = {"add": textwrap.dedent("""\
         if "expected" in "".join(info.code_context or []):
             return 1000001
     return a - b""")}
-READ_REFERENCE = f"""
+READ_REFERENCE = """
 import glob, os, site, importlib.util
 _FOUND = None
 _needle = ("### " + "BEGIN " + "SOLUTION", "test_add_" + "hidden_large")

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .student_release import strip_solutions
+
 log = logging.getLogger(__name__)
 
 MODES = ("strict", "userns", "none")
@@ -413,7 +415,6 @@ def build_code(repo: Path, submission: Path, dest: Path, editable: list[str],
     """Fill dest with the package as the student has it: the instructor's released package
     files (package_files, relative to repo/src) and the submission's editable files (regular
     files only; any problem -> the unfilled stub). Returns notes on the submission's files."""
-    from .student_release import strip_solutions
     notes = []
     for rel in package_files:
         target = dest / rel
