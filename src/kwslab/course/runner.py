@@ -72,8 +72,8 @@ def _child(request: dict, fds: list[int]) -> None:
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)
-        os.close(null)
-        os.close(out)
+        for fd in {null, out} - {0, 1, 2}:
+            os.close(fd)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
