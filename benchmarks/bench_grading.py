@@ -5,9 +5,15 @@ with one student function replaced by the stub) under a temp folder, grades them
 `kwslab.course.autograde.grade_all`, and prints seconds per submission and for the batch. Targets:
 <= 30 s per submission, <= 15 min for 100 on the 2-core reference machine.
 
+The load average (1 min) is printed before and after: on a shared machine the times are
+inflated by whatever else runs; the CPU seconds of the batch (user + system, this process
+and all its children) are the load-independent number.
+
 Usage: python benchmarks/bench_grading.py [--n 100] [--jobs 1] [--sandbox strict]
 """
 import argparse
+import os
+import resource
 import shutil
 import tempfile
 import time
@@ -42,10 +48,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kwslab-bench-"))
     try:
         make_submissions(tmp / "submissions", args.n)
+        load_before = os.getloadavg()[0]
         start = time.perf_counter()
         results = grading.grade_all(REPO, tmp / "submissions", tmp / "grades",
                                     jobs=args.jobs, mode=args.sandbox)
         total = time.perf_counter() - start
+        load_after = os.getloadavg()[0]
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime + own.ru_utime + own.ru_stime
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     per = [r.seconds for r in results]
@@ -53,6 +64,9 @@ def main() -> None:
     print(f"{len(results)} submissions, jobs={args.jobs}: {total:.1f} s total "
           f"(includes collecting the instructor suite once); per submission: "
           f"mean {sum(per) / len(per):.1f} s, max {max(per):.1f} s")
+    print(f"CPU: {cpu:.0f} s in all ({cpu / len(results):.1f} s per submission); load "
+          f"average (1 min) {load_before:.2f} before, {load_after:.2f} after, on "
+          f"{os.cpu_count()} cores")
     print(f"scores: {sorted({r.score for r in results})} of {results[0].max_score:g}")
 
 

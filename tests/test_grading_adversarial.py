@@ -11,6 +11,11 @@ either the stub or the honest code, so it must score exactly that; the honest su
 full marks; no file outside the sandbox changes (checksums of the instructor repository, with
 the submissions folder inside it, before and after).
 
+As root the batch runs in the strict sandbox. As a non-root user (the instructor without
+root; `tests/test_grading_nonroot.py` re-runs this file that way from a root CI run) it runs
+in the userns sandbox, on the attack classes that do not need root to defend
+(`NONROOT_CASES`): the same expected scores, the same checksums.
+
 The mini package `minilab.mini` has three student functions (add, double, an in-place
 zero_first_) and 7 graded tests (2+1+1+1+1 public, 3+1 hidden). Markers are spelled through
 kwslab.course's constants so this file passes the release's leak check.
@@ -19,6 +24,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import socket
 import stat
 import sys
@@ -33,10 +39,18 @@ from kwslab.course import autograde, sandbox
 
 BS, ES = course.BEGIN_SOLUTION, course.END_SOLUTION
 BH, EH = course.BEGIN_HIDDEN, course.END_HIDDEN
-STRICT_OK = os.geteuid() == 0 and sys.platform == "linux"
-if os.environ.get("CI") and not STRICT_OK:
-    raise RuntimeError("CI must run these tests as root (strict sandbox)")
-pytestmark = pytest.mark.skipif(not STRICT_OK, reason="the strict sandbox needs root")
+ROOT = os.geteuid() == 0 and sys.platform == "linux"
+MODE = "strict" if ROOT else "userns"
+try:
+    sandbox.check_mode(MODE)
+    UNAVAILABLE = ""
+except sandbox.SandboxUnavailable as e:
+    UNAVAILABLE = str(e)
+if os.environ.get("CI") and UNAVAILABLE and (ROOT or not sandbox.userns_blocked()):
+    raise RuntimeError(f"CI must be able to run these tests in the {MODE} sandbox: "
+                       f"{UNAVAILABLE}")
+pytestmark = pytest.mark.skipif(bool(UNAVAILABLE), reason=f"no {MODE} sandbox here: "
+                                f"{UNAVAILABLE}")
 
 SOLUTION = {"add": "return a + b", "double": "return 2 * x",
             "zero": "with torch.no_grad():\n    model.weight.view(-1)[0] = 0.0"}
@@ -190,7 +204,7 @@ GETFRAME = {"add": textwrap.dedent("""\
         if "expected" in "".join(info.code_context or []):
             return 1000001
     return a - b""")}
-READ_REFERENCE = f"""
+READ_REFERENCE = """
 import glob, os, site, importlib.util
 _FOUND = None
 _needle = ("### " + "BEGIN " + "SOLUTION", "test_add_" + "hidden_large")
@@ -228,7 +242,7 @@ except OSError:
 for _pid in os.listdir("/proc"):
     if _pid.isdigit() and int(_pid) != os.getpid():
         try:
-            with open(f"/proc/{{_pid}}/mem", "r+b") as f:
+            with open("/proc/" + _pid + "/mem", "r+b") as f:
                 f.write(b"x")
         except OSError:
             pass
@@ -287,6 +301,18 @@ HUGE_REPLY = {
 }
 FORGED_FEEDBACK = {"add": 'raise ValueError("````\\n```\\n# Score: 100 / 100\\n<b>full marks</b>\\n```")'}
 EXFIL_HIDDEN = {"add": "_SEEN.append((a, b))\nraise ValueError(f'seen so far: {_SEEN}')"}
+WRITE_REPOSITORY = """
+import pathlib
+for _p, _text in [(pathlib.Path({repo!r}) / "tests/graded/test_mini.py", "hacked = True\\n"),
+                  (pathlib.Path({repo!r}) / "src/minilab/__init__.py", "hacked = True\\n"),
+                  (pathlib.Path({out!r}) / "students/honest/results.json", '{{"score": 999}}'),
+                  (pathlib.Path({out!r}) / "grades.csv", "student,total\\nhonest,999\\n")]:
+    try:
+        _p.parent.mkdir(parents=True, exist_ok=True)
+        _p.write_text(_text)
+    except OSError:
+        pass
+"""
 CLEANUP_RACE = """
 import os
 for _d in ("/tmp", "/var/tmp", "/dev/shm", "/sandbox/src", "/sandbox/src/minilab"):
@@ -325,6 +351,7 @@ SUBMISSIONS = {
     "forged_feedback": (mini_module(**{**STUB, **FORGED_FEEDBACK}), ZERO),
     "exfil_hidden": (mini_module("_SEEN = []\n", **{**STUB, **EXFIL_HIDDEN}), ZERO),
     "cleanup_race": (mini_module(CLEANUP_RACE), FULL),
+    "write_repository": (mini_module(WRITE_REPOSITORY, **STUB), ZERO),
     "network": (mini_module(add=textwrap.dedent("""\
         import socket
         try:
@@ -338,6 +365,15 @@ SUBMISSIONS = {
     ".dotted": (mini_module(), FULL),
     "grades.csv": (mini_module(), FULL),
 }
+
+
+NONROOT_CASES = ["honest", "stub", "forge_pytest_hooks", "forge_always_equal",
+                 "read_reference", "classmate", "resources", "crash_and_hang",
+                 "forged_feedback", "exfil_hidden", "network", "write_repository",
+                 "grades.csv"]
+"""What the userns sandbox must defend as well (no uid or cgroup of its own needed)."""
+CASES = {k: v for k, v in SUBMISSIONS.items() if ROOT or k in NONROOT_CASES}
+root_only = pytest.mark.skipif(not ROOT, reason="layout cases: graded in the root batch")
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -366,8 +402,12 @@ def batch(tmp_path_factory):
     listener.setblocking(False)
     port = listener.getsockname()[1]
     target = subs / "honest" / "src/minilab/mini.py"
-    for name, (text, _) in SUBMISSIONS.items():
-        put(subs, name, text.replace("{port}", str(port)).replace("{target!r}", repr(str(target))))
+    out = root / "out"
+    for name, (text, _) in CASES.items():
+        for key, value in (("{port}", str(port)), ("{target!r}", repr(str(target))),
+                           ("{repo!r}", repr(str(repo))), ("{out!r}", repr(str(out)))):
+            text = text.replace(key, value)
+        put(subs, name, text)
     # symbolic links: a file to the solution, a folder to the instructor's package,
     # a file to a root-only file
     (subs / "link_file" / "src/minilab").mkdir(parents=True)
@@ -383,16 +423,21 @@ def batch(tmp_path_factory):
     (subs / "stray" / "src/minilab").mkdir(parents=True)
     (subs / "stray" / "src/minilab/mini.py").write_text(mini_module())
     (subs / "stray" / "src/minilab/helper.py").write_text(f"{BS}\nx = 1\n")
+    if not ROOT:  # the root batch's layout cases are not about privileges
+        for name in ("link_file", "link_root_only", "empty", "linked_folder", "notes.txt",
+                     "stray"):
+            path = subs / name
+            path.unlink() if path.is_symlink() or path.is_file() else \
+                shutil.rmtree(path)
     before = tree_digest(repo)
     shadow = os.stat("/etc/shadow") if os.path.exists("/etc/shadow") else None
-    out = root / "out"
     nb_csv = root / "nbgrader.csv"
     nb_csv.write_text("assignment,student_id,status,score,max_score,needs_manual_grade,"
                       "check_score,check_max_score\n"  # kwslab's nbgrader exporter
                       "lab1,honest,graded,2,2,0,5,5\nlab1,stub,graded,1,2,0,0,5\n")
     results = autograde.grade_all(repo, subs, out, jobs=2, time_limit_s=240,
                                   test_timeout_s=10, memory_mb=1024, progress=False,
-                                  nbgrader_csv=nb_csv)
+                                  nbgrader_csv=nb_csv, mode=MODE)
     try:
         listener.accept()
         accepted = True
@@ -401,7 +446,8 @@ def batch(tmp_path_factory):
     listener.close()
     after = tree_digest(repo)
     return {"results": {r.student: r for r in results}, "out": out, "before": before,
-            "after": after, "accepted": accepted, "repo": repo, "shadow": shadow}
+            "after": after, "accepted": accepted, "repo": repo, "shadow": shadow,
+            "grades": (out / "grades.csv").read_text(encoding="utf-8")}
 
 
 def points(result) -> tuple:
@@ -409,12 +455,22 @@ def points(result) -> tuple:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(SUBMISSIONS))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_each_submission_gets_what_its_real_code_deserves(batch, name):
     r = batch["results"][name]
     assert points(r) == SUBMISSIONS[name][1], [(t.test.name, t.status, t.output[-300:])
                                                for t in r.tests]
     assert r.status == "graded"
+    assert r.sandbox.startswith(MODE)
+
+
+@pytest.mark.slow
+def test_the_grade_files_are_the_graders_own(batch):
+    """write_repository tried to put 999 into grades.csv and honest's results.json."""
+    rows = {r["student"]: r for r in csv.DictReader(batch["grades"].splitlines())}
+    assert rows["honest"]["total"] == "12" and rows["write_repository"]["total"] == "0"
+    honest = json.loads((batch["out"] / "students/honest/results.json").read_text())
+    assert honest["score"] == 10
 
 
 @pytest.mark.slow
@@ -432,6 +488,7 @@ def test_nothing_outside_the_sandbox_changed(batch):
 
 
 @pytest.mark.slow
+@root_only
 def test_symbolic_links_are_never_followed(batch):
     for name in ("link_file", "link_dir", "link_root_only", "empty"):
         r = batch["results"][name]
@@ -442,6 +499,7 @@ def test_symbolic_links_are_never_followed(batch):
 
 
 @pytest.mark.slow
+@root_only
 def test_every_entry_gets_a_row_and_grader_files_are_the_graders(batch):
     out = batch["out"]
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:
@@ -470,8 +528,9 @@ def test_a_crash_or_hang_costs_only_its_own_test(batch):
     by_name = {t.test.name: t for t in r.tests}
     assert "SIGSEGV" in by_name["test_double_close"].output
     assert "10 s time limit" in by_name["test_zero_first_in_place"].output
-    loop = batch["results"]["loop_at_import"]
-    assert all("time" in t.output for t in loop.tests if not t.test.hidden)
+    if "loop_at_import" in batch["results"]:
+        loop = batch["results"]["loop_at_import"]
+        assert all("time" in t.output for t in loop.tests if not t.test.hidden)
 
 
 @pytest.mark.slow
@@ -528,29 +587,19 @@ def test_reading_a_submission_file_refuses_links(tmp_path):
     assert sandbox.read_submission_file(tmp_path / "sub", "src/c.py") == (b"y = 2\n", "")
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not STRICT_OK or not sandbox.shutil.which("bwrap"), reason="needs bwrap")
-def test_userns_mode_keeps_the_repository_out_of_reach(tmp_path):
+@pytest.mark.skipif(ROOT, reason="as root the strict sandbox runs")
+def test_as_non_root_strict_is_refused_and_userns_names_what_it_misses(tmp_path, capsys):
+    from kwslab.cli import main
+    with pytest.raises(sandbox.SandboxUnavailable, match="needs root.*--sandbox userns"):
+        sandbox.check_mode.__wrapped__("strict")
+    assert "no per-sandbox uid" in sandbox.check_mode("userns")
     repo = make_repo(tmp_path / "repo")
-    subs = tmp_path / "subs"
-    writer = f"""
-import pathlib
-for _p in [pathlib.Path({str(repo)!r}) / "tests/graded/test_mini.py",
-           pathlib.Path({str(repo)!r}) / "src/minilab/__init__.py"]:
-    try:
-        _p.write_text("hacked = True\\n")
-    except OSError:
-        pass
-"""
-    put(subs, "honest", mini_module())
-    put(subs, "writer", mini_module(writer, **STUB))
-    before = tree_digest(repo)
-    results = {r.student: r for r in autograde.grade_all(
-        repo, subs, tmp_path / "out", jobs=2, time_limit_s=120, test_timeout_s=10,
-        memory_mb=1024, progress=False, mode="userns")}
-    assert points(results["honest"]) == FULL and points(results["writer"]) == ZERO
-    assert results["honest"].sandbox.startswith("userns")
-    assert tree_digest(repo) == before
+    put(tmp_path / "subs", "honest", mini_module())
+    code = main(["course", "--repo", str(repo), "grade", str(tmp_path / "subs"),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "--sandbox userns" in err and "no per-sandbox uid" in err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
@@ -563,7 +612,7 @@ def test_a_loop_that_ignores_signals_ends_at_the_hard_time_limit(tmp_path):
     tests = autograde.collect_graded(repo)
     result = autograde.grade_submission(repo, tmp_path / "stubborn", tests,
                                         autograde.editable_files(repo), time_limit_s=8,
-                                        test_timeout_s=2, memory_mb=1024)
+                                        test_timeout_s=2, memory_mb=1024, mode=MODE)
     assert points(result) == ZERO
     assert result.seconds < 30
     assert stat.S_ISDIR(os.stat(tmp_path).st_mode)
@@ -585,7 +634,7 @@ def test_real_repository_solution_gets_full_marks_and_release_zero(tmp_path):
             (subs / name / rel).parent.mkdir(parents=True, exist_ok=True)
             (subs / name / rel).write_text(text)
     results = {r.student: r for r in autograde.grade_all(
-        REAL_REPO, subs, tmp_path / "out", jobs=2, progress=False)}
+        REAL_REPO, subs, tmp_path / "out", jobs=2, progress=False, mode=MODE)}
     failed = [(t.test.nodeid, t.output[-600:]) for t in results["solution"].tests
               if t.status != "passed"]
     assert not failed, failed

@@ -15,7 +15,8 @@ student's copy of the student tree (at least their student-editable `.py` files,
    return plain data (`kwslab.course.wire`). Every assert, every comparison and every
    verdict is made in the grader's process, from files the sandbox cannot see.
 3. A crash, hang or memory kill in the worker fails the test that caused it; the next test
-   gets a fresh worker. Hidden tests use their own worker. A hard wall-clock limit per
+   gets a fresh worker. Public tests run first; a worker that has served a hidden test is
+   replaced before any public test. A hard wall-clock limit per
    submission (`--time-limit`) ends the run; tests without a verdict are "not run".
 4. Scores: test ids and points (`@pytest.mark.graded(points=N)`) come from a collection run
    over the instructor's own repository, never from the submission.
@@ -36,11 +37,9 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import logging
 import os
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -48,8 +47,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import sandbox
+from . import runner, sandbox
 from . import student_release as course
+
+log = logging.getLogger(__name__)
 
 MAX_OUTPUT_CHARS = 4000
 MAX_RESULTS_BYTES = 16 * 2**20
@@ -128,28 +129,18 @@ def _trusted_env(repo: Path, extra: dict[str, str], tmp: Path) -> dict[str, str]
 
 
 def _run_trusted_pytest(repo: Path, files: list[str], work: Path, env: dict[str, str],
-                        timeout_s: float, extra_args: list[str] = ()) -> tuple[int | None, str]:
-    """(exit code or None on timeout, log tail) of the grader's own pytest over files."""
+                        timeout_s: float, extra_args: list[str] = (),
+                        server: runner.PytestServer | None = None) -> tuple[int | None, str]:
+    """(exit code or None on timeout, log tail) of the grader's own pytest over files
+    (forked from server when one is given, else a fresh process)."""
     ini = work / "pytest.ini"
     ini.write_text(PYTEST_INI)
-    cmd = [sys.executable, "-m", "pytest", *files, "-c", str(ini), "--rootdir", str(repo),
-           "-p", "kwslab.course.pytest_plugin", "-p", "no:cacheprovider", "-q",
-           "--tb=short", "--color=no", "-W", "ignore::DeprecationWarning",
-           "--basetemp", str(work / "pytest"), *extra_args]
+    args = [*files, "-c", str(ini), "--rootdir", str(repo),
+            "-p", "kwslab.course.pytest_plugin", "-p", "no:cacheprovider", "-q",
+            "--tb=short", "--color=no", "-W", "ignore::DeprecationWarning",
+            "--basetemp", str(work / "pytest"), *extra_args]
     log_path = work / "pytest.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            code = proc.wait(timeout=max(timeout_s, 1))
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+    code = runner.run_pytest(args, repo, env, log_path, timeout_s, server)
     with open(log_path, "rb") as log:
         log.seek(max(0, log_path.stat().st_size - MAX_OUTPUT_CHARS))
         tail = log.read().decode("utf-8", errors="replace")
@@ -161,7 +152,8 @@ def graded_files(repo: Path) -> list[str]:
                   for p in (repo / "tests/graded").glob("test_*.py"))
 
 
-def collect_graded(repo: Path, timeout_s: float = 300) -> list[GradedTest]:
+def collect_graded(repo: Path, timeout_s: float = 300,
+                   server: runner.PytestServer | None = None) -> list[GradedTest]:
     """The graded tests of repo's `tests/graded/`, with points, from the instructor's code.
 
     Raises:
@@ -176,7 +168,7 @@ def collect_graded(repo: Path, timeout_s: float = 300) -> list[GradedTest]:
         listing = work / "collected.json"
         env = _trusted_env(repo, {"KWSLAB_GRADER_COLLECT": str(listing)}, work)
         code, tail = _run_trusted_pytest(repo, files, work, env, timeout_s,
-                                         ["--collect-only"])
+                                         ["--collect-only"], server)
         if code != 0 or not listing.is_file():
             raise RuntimeError(f"collecting {repo}/tests/graded failed (exit {code}):\n{tail}")
         records = json.loads(listing.read_text())
@@ -233,8 +225,11 @@ def grade_submission(repo: Path, submission: Path, tests: list[GradedTest],
                      editable: list[str], time_limit_s: float = 300,
                      test_timeout_s: int = 60, memory_mb: int = 4096,
                      workdir: Path | None = None, mode: str = "strict",
-                     files: list[str] | None = None) -> StudentResult:
-    """Grade one student folder; problems with the submission become results, not errors."""
+                     files: list[str] | None = None,
+                     server: runner.PytestServer | None = None) -> StudentResult:
+    """Grade one student folder; problems with the submission become results, not errors.
+    With server (`runner.PytestServer` of this repository), the grader's pytest run is
+    forked from it instead of starting fresh."""
     start = time.monotonic()
     repo = Path(repo).resolve()
     result = StudentResult(student=submission.name, sandbox=sandbox.check_mode(mode))
@@ -256,18 +251,15 @@ def grade_submission(repo: Path, submission: Path, tests: list[GradedTest],
                 (code_dir / rel).parent.chmod(0o755)
         (work / "tmp").mkdir()
         packages = sorted({Path(rel).parts[1] for rel in editable})
-        commands = {}
-        for pool in ("public", "hidden"):  # each with its own uid and cgroup
-            uid = cgroup = None
-            if mode == "strict":
-                cgroup = sandbox.Cgroup(f"{os.getpid()}-{next(_cgroup_ids)}", limits)
-                cgroups.append(cgroup)
-                uid = sandbox.allocate_uid()
-            commands[pool] = sandbox.worker_command(mode, code_dir, packages, limits, uid,
-                                                    cgroup)
+        uid = cgroup = None
+        if mode == "strict":  # a uid and a cgroup of its own for this submission's workers
+            cgroup = sandbox.Cgroup(f"{os.getpid()}-{next(_cgroup_ids)}", limits)
+            cgroups.append(cgroup)
+            uid = sandbox.allocate_uid()
         results_path = work / "results.jsonl"
         config = {"modules": {_module_name(rel): str(repo / rel) for rel in editable},
-                  "commands": commands,
+                  "command": sandbox.worker_command(mode, code_dir, packages, limits, uid,
+                                                    cgroup),
                   "env": sandbox.worker_env(mode, code_dir),
                   "hidden": [t.nodeid for t in tests if t.hidden],
                   "results": str(results_path), "test_timeout_s": test_timeout_s,
@@ -280,7 +272,8 @@ def grade_submission(repo: Path, submission: Path, tests: list[GradedTest],
                                   "KWSLAB_GRADER_TEST_TIMEOUT_S": str(test_timeout_s)},
                            work / "tmp")
         code, tail = _run_trusted_pytest(repo, sorted({t.path for t in tests}), work, env,
-                                         time_limit_s - (time.monotonic() - start))
+                                         time_limit_s - (time.monotonic() - start),
+                                         server=server)
         outcomes = read_results(results_path)
         if code is None:
             result.notes.append(f"time limit of {time_limit_s:.0f} s reached; stopped")
@@ -445,7 +438,6 @@ def grade_all(repo: Path, submissions: Path, out: Path, jobs: int = 1,
         sandbox.SandboxUnavailable: if `mode` cannot run here (the message says why and what
             a weaker mode does not protect).
     """
-    from tqdm import tqdm
     repo, submissions, out = Path(repo).resolve(), Path(submissions), Path(out)
     description = sandbox.check_mode(mode)
     entries = sorted(os.scandir(submissions), key=lambda e: e.name)
@@ -455,11 +447,30 @@ def grade_all(repo: Path, submissions: Path, out: Path, jobs: int = 1,
     if o == s or s in o.parents or o in s.parents:
         raise ValueError(f"the output folder {out} and the submissions folder {submissions} "
                          "must not contain each other")
-    tests = collect_graded(repo)
+    nbgrader = read_nbgrader_csv(nbgrader_csv) if nbgrader_csv else None
     editable = editable_files(repo, [submissions, out])
     files = package_files(repo, editable)
+    with tempfile.TemporaryDirectory(prefix="kwslab-server-") as tmp:
+        server = None
+        try:  # torch and pytest imported once for the batch, each run forked from there
+            server = runner.PytestServer(_trusted_env(repo, {}, Path(tmp)), Path(tmp),
+                                         [_module_name(rel) for rel in editable])
+        except runner.ServerDied as e:
+            log.warning("%s; each submission starts pytest afresh", e)
+        try:
+            return _grade_entries(repo, entries, out, editable, files, jobs, time_limit_s,
+                                  test_timeout_s, memory_mb, nbgrader, progress, mode,
+                                  description, server)
+        finally:
+            if server is not None:
+                server.close()
+
+
+def _grade_entries(repo, entries, out, editable, files, jobs, time_limit_s, test_timeout_s,
+                   memory_mb, nbgrader, progress, mode, description, server):
+    from tqdm import tqdm
+    tests = collect_graded(repo, server=server)
     hidden_lines = hidden_source_lines(repo, tests)
-    nbgrader = read_nbgrader_csv(nbgrader_csv) if nbgrader_csv else None
     (out / "students").mkdir(parents=True, exist_ok=True)
     done: list[StudentResult] = []
     lock = threading.Lock()
@@ -467,7 +478,8 @@ def grade_all(repo: Path, submissions: Path, out: Path, jobs: int = 1,
     def one(entry: os.DirEntry) -> StudentResult:
         if entry.is_dir(follow_symlinks=False):
             r = grade_submission(repo, Path(entry.path), tests, editable, time_limit_s,
-                                 test_timeout_s, memory_mb, mode=mode, files=files)
+                                 test_timeout_s, memory_mb, mode=mode, files=files,
+                                 server=server)
         else:
             kind = "a symbolic link" if entry.is_symlink() else "not a folder"
             r = StudentResult(entry.name, [TestResult(t, "not run", f"not graded: {kind}")

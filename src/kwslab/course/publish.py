@@ -1,5 +1,8 @@
-"""What the student release says about itself: its repository URL and its README.
+"""The student release: the tree itself, its repository URL and its README.
 
+* ``release(repo, out)`` builds the student tree (``kwslab course release OUT/``): the
+  released files with solution blocks stubbed and hidden tests removed
+  (``kwslab.course.student_release``), the README and URLs below, then the leak check.
 * ``rewrite_repo_url(out, repo_url)`` replaces the placeholder repository
   (``PLACEHOLDER_URL``) in every text file of a release: clone URLs become repo_url, and the
   Colab badges and links (``colab.research.google.com/github/<owner>/<name>/blob/main/...``)
@@ -18,8 +21,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import defaultdict
 from pathlib import Path
+
+from .autograde import collect_graded
+from .student_release import (ReleaseError, ReleaseReport, _is_solution_only, find_leaks,
+                              hidden_test_names, release_notebook, repo_files,
+                              solution_only_patterns, strip_hidden_tests, strip_solutions)
 
 PLACEHOLDER_URL = "https://github.com/kwslab/kwslab"
 """The repository URL the instructor repository's notebooks, README and colab.py carry."""
@@ -88,8 +97,6 @@ def placeholder_urls(out: Path) -> list[str]:
 def points_table(repo: Path) -> str:
     """A markdown table of points: autograded (public, hidden, extra credit) per graded file,
     then the notebooks' written answers (nbgrader answer cells)."""
-    from .autograde import collect_graded
-
     rows: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for t in collect_graded(Path(repo)):
         kind = "extra" if t.extra_credit else "hidden" if t.hidden else "public"
@@ -130,3 +137,72 @@ def write_student_readme(repo: Path, out: Path) -> Path:
     dest = Path(out) / "README.md"
     dest.write_text(text, encoding="utf-8")
     return dest
+
+
+def release(repo: Path, out: Path, force: bool = False, untracked: bool = False,
+            repo_url: str | None = None) -> ReleaseReport:
+    """Build the student tree of `repo` in `out`.
+
+    Args:
+        repo: the instructor repository (solutions and hidden tests in place).
+        out: destination folder; must be empty or absent unless `force`.
+        force: write into a non-empty `out` (its content is removed first).
+        untracked: in a git checkout, also release untracked files that are not ignored.
+        repo_url: the students' GitHub repository (https://github.com/<owner>/<name>): every
+            clone URL and Colab badge is pointed at it (`rewrite_repo_url`). The
+            release's README.md is always the student README (`course/student_README.md`).
+    Returns:
+        a ReleaseReport.
+    Raises:
+        FileExistsError: if out is not empty and not force.
+        ReleaseError: on a malformed block or any marker / hidden test left in out.
+    """
+    repo, out = Path(repo).resolve(), Path(out).resolve()
+    if out == repo or repo in out.parents:
+        raise ReleaseError(f"release folder {out} is inside the repository {repo}; "
+                           "choose a folder outside it")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise FileExistsError(f"release folder {out} is not empty; pass --force to "
+                                  "replace its content")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = ReleaseReport(out=out)
+    patterns = solution_only_patterns(repo)
+    hidden = []
+    for name in repo_files(repo, untracked=untracked):
+        if _is_solution_only(name, patterns):
+            report.left_out.append(name)
+            continue
+        src, dst = repo / name, out / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".py"):
+            text = src.read_text(encoding="utf-8")
+            hidden += hidden_test_names(text, name)
+            text, n_hidden = strip_hidden_tests(text, name)
+            text, n_solutions = strip_solutions(text, name)
+            report.hidden_blocks += n_hidden
+            report.solution_blocks += n_solutions
+            dst.write_text(text, encoding="utf-8")
+            shutil.copymode(src, dst)
+        elif name.endswith(".ipynb"):
+            release_notebook(src, dst)
+        else:
+            shutil.copy2(src, dst)
+        report.files.append(name)
+    if (repo / STUDENT_README).is_file():
+        write_student_readme(repo, out)
+    if repo_url is not None:
+        try:
+            rewrite_repo_url(out, repo_url)
+        except RepoUrlError as e:
+            raise ReleaseError(str(e)) from e
+        left = placeholder_urls(out)
+        if left and github_parts(repo_url) != github_parts(PLACEHOLDER_URL):
+            raise ReleaseError(f"release {out} still names the placeholder repository:\n  "
+                               + "\n  ".join(left[:50]))
+    leaks = find_leaks(out, hidden)
+    if leaks:
+        raise ReleaseError(f"release {out} leaks {len(leaks)} solution/hidden line(s):\n  "
+                           + "\n  ".join(leaks[:50]))
+    return report

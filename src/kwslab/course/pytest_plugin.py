@@ -6,10 +6,11 @@ sets:
 
 - ``KWSLAB_GRADER_CONFIG=<json file>``: replace each student module by its proxy
   (``kwslab.course.remote``), whose functions run in a sandboxed worker, before the graded
-  test files are imported; give each test a deadline for its calls into the sandbox and run
-  hidden tests on their own worker; append one JSON line per finished test (node id, status,
-  failure text) to the results file named in the config. The statuses are decided here, from
-  the tests' own asserts on plain data.
+  test files are imported, and start that worker; run the public tests before the hidden
+  ones (a worker that has served a hidden test never serves a public one); give each test a
+  deadline for its calls into the sandbox; append one JSON line per finished test (node id,
+  status, failure text) to the results file named in the config. The statuses are decided
+  here, from the tests' own asserts on plain data.
 - ``KWSLAB_GRADER_COLLECT=<path>``: after collection, write one JSON record per test (node
   id, file, line, ``graded(points=N)``, ``extra_credit``) to <path>.
 - ``KWSLAB_GRADER_TEST_TIMEOUT_S=<s>``: per-phase wall-clock limit with ``signal.alarm`` as a
@@ -111,19 +112,49 @@ def pytest_collection_finish(session):
 _STATE: dict = {}
 
 
+def _share_ast_cache() -> None:
+    """Parse each source file once per run for failure reports: pytest parses the whole
+    file again for every failing test (its cache lives one report), which is most of the
+    time of a submission whose tests all fail. The files do not change during a run."""
+    try:
+        from _pytest._code import code
+        cls = code.FormattedExcinfo
+        if "astcache" not in {f.name for f in __import__("dataclasses").fields(cls)}:
+            return
+    except (ImportError, AttributeError, TypeError):
+        return
+    shared: dict = {}
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.astcache = shared
+    cls.__init__ = __init__
+
+
 def pytest_configure(config):
     path = os.environ.get("KWSLAB_GRADER_CONFIG")
     if not path:
         return
+    _share_ast_cache()
     from kwslab.course import remote
     cfg = json.loads(Path(path).read_text(encoding="utf-8"))
-    client = remote.Client(cfg["commands"], cfg["env"])
+    client = remote.Client(cfg["command"], cfg["env"])
     client.timeout_s = float(cfg["test_timeout_s"])
     remote.ALLOWED_CLASS_MODULES.update(cfg.get("trusted_modules", []))
     for name, source in cfg["modules"].items():
         remote.install_proxy(client, name, Path(source))
     _STATE.update(client=client, hidden=set(cfg.get("hidden", [])), results=cfg["results"],
                   reports={})
+    client.start()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    if "client" in _STATE:  # public tests first, each group in its collected order
+        hidden = _STATE["hidden"]
+        items[:] = [i for i in items if i.nodeid not in hidden] + \
+            [i for i in items if i.nodeid in hidden]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

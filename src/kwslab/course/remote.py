@@ -16,8 +16,10 @@ synced back into the grader's objects.
 
 Each graded test has a deadline; a call that passes it, or a worker that dies (segfault,
 ``os._exit``, memory limit), fails that test only: the worker is killed and a fresh one starts
-for the next test. Public and hidden tests use separate workers, so nothing a hidden test sent
-into the sandbox can come back in a public test's output.
+for the next test. One worker serves all the tests of a submission (starting one costs a torch
+import); the grader runs the public tests first, and a worker that has served a hidden test
+never serves a public one (a public test after a hidden one gets a fresh worker), so nothing a
+hidden test sent into the sandbox can come back in a public test's output.
 
 Source: PrairieLearn's Python autograder (pl_helpers / code_feedback: student code in a
 separate process, checks in the parent); PyTorch custom ``torch.autograd.Function``.
@@ -76,6 +78,7 @@ class Worker:
         os.close(r_req)
         os.close(w_rep)
         self.imported: set[str] = set()
+        self.ready = False
         self.output = ""
         self._output_chars = output_chars
         self._drain = threading.Thread(target=self._read_output, daemon=True)
@@ -150,51 +153,70 @@ class Worker:
 
 # ---------------------------------------------------------------- the client
 class Client:
-    """Sends calls to a worker (one per pool: "public", "hidden"), restarting it after a crash.
+    """Sends calls to one sandboxed worker at a time, restarting it after a crash or hang.
+
+    ``pool`` ("public" or "hidden") is the kind of the running test: a worker that has served
+    a hidden test is replaced before it serves a public one.
 
     Args:
-        commands: pool -> the sandboxed worker command (without its two fd arguments).
+        command: the sandboxed worker command (without its two fd arguments).
         env: the worker's environment.
     """
 
-    def __init__(self, commands: dict[str, list[str]], env: dict[str, str]):
-        self.commands, self.env = commands, env
-        self.workers: dict[str, Worker] = {}
+    def __init__(self, command: list[str], env: dict[str, str]):
+        self.command, self.env = command, env
+        self.worker: Worker | None = None
+        self.tainted = False
+        """the current worker has seen a hidden test's inputs."""
         self.pool = "public"
         self.deadline: float | None = None
         self.timeout_s: float = 60
         self.broken: dict[tuple[str, str], str] = {}
         self.modules: dict[str, types.ModuleType] = {}
+        self.started = 0
+        """workers started so far (a crash or a public test after a hidden one adds one)."""
 
     # -- workers
+    def start(self) -> None:
+        """Start a worker now without waiting for it (its interpreter and torch import
+        overlap the grader's own start-up)."""
+        if self.worker is None:
+            self.worker = Worker(self.command, self.env)
+            self.started += 1
+
     def _worker(self) -> Worker:
         __tracebackhide__ = True
-        w = self.workers.get(self.pool)
-        if w is None or w.proc.poll() is not None:
+        if self.pool != "hidden" and self.tainted:
+            self._drop()
+        if self.worker is not None and self.worker.proc.poll() is not None and \
+                self.worker.ready:
+            self._drop()
+        self.start()
+        w = self.worker
+        if not w.ready:
             started = time.monotonic()
-            w = Worker(self.commands[self.pool], self.env)
             try:
                 header, _ = w.receive(time.monotonic() + STARTUP_TIMEOUT_S)
                 if not header.get("ready"):
                     raise SandboxFailure("the worker did not start")
             except (SandboxFailure, wire.WireError) as e:
                 out = w.output[-2000:]
-                w.kill()
+                self._drop()
                 raise SandboxFailure(f"the sandbox did not start: {e}\n{out}") from None
-            self.workers[self.pool] = w
+            w.ready = True
             if self.deadline is not None:  # starting the sandbox is not the test's time
                 self.deadline += time.monotonic() - started
+        if self.pool == "hidden":
+            self.tainted = True
         return w
 
     def _drop(self) -> None:
-        w = self.workers.pop(self.pool, None)
+        w, self.worker, self.tainted = self.worker, None, False
         if w is not None:
             w.kill()
 
     def close(self) -> None:
-        for pool in list(self.workers):
-            self.pool = pool
-            self._drop()
+        self._drop()
 
     def _deadline(self) -> float:
         return self.deadline if self.deadline is not None else \

@@ -15,14 +15,18 @@ this host cannot provide, and uses a weaker one only when it is asked for by nam
   the worker and all its children; ``prlimit`` adds address space, file size, open files,
   no core dumps.
 - ``userns`` (for a non-root instructor): the same bubblewrap filesystem and namespaces in
-  a user namespace, as the instructor's own uid. Not protected: no per-sandbox uid and no
-  cgroup, so memory is limited per process (``prlimit --as``), not for all children
-  together, and the process limit counts all of the instructor's processes.
+  a user namespace, as the instructor's own uid. The process limit (``prlimit --nproc``,
+  set inside the new user namespace) counts the sandbox's own processes only, children
+  included (Linux >= 5.14 counts it per user namespace). Not protected: no per-sandbox uid
+  (a kernel or bubblewrap escape has the instructor's rights) and no cgroup, so memory is
+  limited per process (``prlimit --as``), not for all of a submission's processes together.
+  Needs unprivileged user namespaces (``user.max_user_namespaces`` > 0, and Debian's
+  ``kernel.unprivileged_userns_clone`` or Ubuntu's AppArmor restriction not blocking them).
 - ``none``: a plain child process with ``prlimit`` limits. Not protected: the student code
   can read and write everything the grader's user can (the instructor's repository, hidden
-  tests, solutions, other submissions, the output) and use the network. Scores are still
-  decided outside the student's process, but a submission can read the answers. Only for
-  debugging the grader with trusted code.
+  tests, solutions, other submissions, the output) and use the network, and it has no
+  process limit. Scores are still decided outside the student's process, but a submission
+  can read the answers. Only for debugging the grader with trusted code.
 
 Source: bubblewrap(1) (Debian ``bubblewrap``), setpriv(1), prlimit(1); Linux cgroup v2
 ``memory.max``/``pids.max`` and cgroup v1 ``memory.limit_in_bytes``/``pids.max``;
@@ -39,25 +43,30 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from .student_release import strip_solutions
 
 log = logging.getLogger(__name__)
 
 MODES = ("strict", "userns", "none")
 NOT_PROTECTED = {
     "strict": "",
-    "userns": "no per-sandbox uid and no cgroup: memory is limited per process, not for "
-              "all of a submission's processes together; the process limit is shared with "
-              "all of your own processes",
+    "userns": "no per-sandbox uid (the worker runs as your own uid in its namespaces: a "
+              "kernel or bubblewrap escape has your rights) and no cgroup: memory is "
+              "limited per process (address space), not for all of a submission's processes "
+              "together",
     "none": "no isolation at all: student code can read and change everything your user "
             "can (this repository with solutions and hidden tests, other submissions, the "
-            "grade files) and reach the network",
+            "grade files), reach the network, and start processes without limit",
 }
 SANDBOX_CODE = "/sandbox/src"
 MAX_STUDENT_FILE_BYTES = 1_000_000
 UID_BASE = 1_000_000
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 _uids = itertools.count()
 _uid_lock = threading.Lock()
 
@@ -138,44 +147,60 @@ def bwrap_args(code_dir: Path, packages: list[str], limits: Limits) -> list[str]
 
 # ---------------------------------------------------------------- cgroups
 class Cgroup:
-    """A memory + pids cgroup (v2, else v1) for one submission's workers."""
+    """A memory + pids cgroup (v2, else v1) for one submission's workers.
 
-    def __init__(self, name: str, limits: Limits):
+    Args:
+        name: unique name (the grader's pid first: see remove_stale).
+        limits: memory_mb and processes are written to the cgroup.
+        root: the cgroup filesystem (tests pass a fake folder).
+    Attributes:
+        kind: what is enforced, e.g. "cgroup v1 (memory + swap, pids)".
+    Raises:
+        SandboxUnavailable: if the cgroup cannot be made (no controller, not root).
+    """
+
+    def __init__(self, name: str, limits: Limits, root: Path = CGROUP_ROOT):
         self.dirs: list[Path] = []
         self.procs: list[Path] = []
         memory = limits.memory_mb * 2**20
+        root = Path(root)
         try:
-            v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+            v2 = root / "cgroup.controllers"
             if v2.is_file() and {"memory", "pids"} <= set(v2.read_text().split()):
-                self.kind = "cgroup v2"
-                base = Path("/sys/fs/cgroup/kwslab-grader")
+                base = root / "kwslab-grader"
                 base.mkdir(exist_ok=True)
-                for ctl in (Path("/sys/fs/cgroup/cgroup.subtree_control"),
-                            base / "cgroup.subtree_control"):
+                for ctl in (root / "cgroup.subtree_control", base / "cgroup.subtree_control"):
                     ctl.write_text("+memory +pids")
                 d = base / name
                 d.mkdir()
                 self.dirs.append(d)
                 (d / "memory.max").write_text(str(memory))
-                if (d / "memory.swap.max").exists():
+                swap = (d / "memory.swap.max").exists()
+                if swap:
                     (d / "memory.swap.max").write_text("0")
                 (d / "pids.max").write_text(str(limits.processes))
                 self.procs.append(d / "cgroup.procs")
+                self.kind = f"cgroup v2 (memory{'' if swap else ', swap not counted'}, pids)"
             else:
-                self.kind = "cgroup v1"
+                swap = False
                 for ctl, values in (("memory", {"memory.limit_in_bytes": memory,
                                                 "memory.memsw.limit_in_bytes": memory}),
                                     ("pids", {"pids.max": limits.processes})):
-                    root = Path("/sys/fs/cgroup") / ctl
-                    if not (root / "cgroup.procs").is_file():
-                        raise OSError(f"no {ctl} cgroup controller at {root}")
-                    d = root / f"kwslab-grader-{name}"
+                    ctl_root = root / ctl
+                    if not (ctl_root / "cgroup.procs").is_file():
+                        raise OSError(f"no {ctl} cgroup controller at {ctl_root}")
+                    d = ctl_root / f"kwslab-grader-{name}"
                     d.mkdir()
                     self.dirs.append(d)
                     for key, value in values.items():
-                        if (d / key).exists() or key != "memory.memsw.limit_in_bytes":
-                            (d / key).write_text(str(value))
+                        if key == "memory.memsw.limit_in_bytes":
+                            if not (d / key).exists():
+                                continue  # no swap accounting in this kernel
+                            swap = True
+                        (d / key).write_text(str(value))
                     self.procs.append(d / "cgroup.procs")
+                self.kind = ("cgroup v1 (memory + swap, pids)" if swap else
+                             "cgroup v1 (memory, swap not counted, pids)")
         except OSError as e:
             self.remove()
             raise SandboxUnavailable(f"cannot make a memory + pids cgroup: {e}") from None
@@ -200,6 +225,41 @@ class Cgroup:
         self.dirs = []
 
 
+def remove_stale_cgroups(root: Path = CGROUP_ROOT, min_age_s: float = 3600) -> list[Path]:
+    """Remove the empty cgroups a grader left behind when it was killed: their names start
+    with its pid, no such process is running, and they are older than min_age_s (a grader
+    in another pid namespace may share the cgroup tree). Returns the folders removed; never
+    raises."""
+    removed = []
+    root = Path(root)
+    for folder in (root / "kwslab-grader", root / "memory", root / "pids"):
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for d in entries:
+            name = d.name.removeprefix("kwslab-grader-")
+            pid = name.split("-")[0]
+            if not d.is_dir() or not pid.isdigit() or \
+                    (folder.name != "kwslab-grader" and name == d.name):
+                continue
+            try:
+                if time.time() - d.stat().st_mtime < min_age_s:
+                    continue
+                os.kill(int(pid), 0)
+                continue  # that grader is still running
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+            try:
+                d.rmdir()
+                removed.append(d)
+            except OSError:
+                pass
+    return removed
+
+
 _JOIN = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; ' \
         'n=$((n-1)); done; exec "$@"'
 
@@ -216,13 +276,14 @@ def worker_command(mode: str, code_dir: Path, packages: list[str], limits: Limit
     """The command that starts ``python -m kwslab.course.worker`` in the sandbox."""
     python = [sys.executable, "-s", "-B", "-m", "kwslab.course.worker"]
     rlimits = ["prlimit", f"--as={max(limits.memory_mb, 1024) * 2**20}",
-               f"--fsize={limits.file_mb * 2**20}", "--core=0", "--nofile=256",
-               f"--nproc={limits.processes}", "--"]
-    if mode == "none":
+               f"--fsize={limits.file_mb * 2**20}", "--core=0", "--nofile=256", "--"]
+    nproc = ["prlimit", f"--nproc={limits.processes}", "--"]
+    if mode == "none":  # RLIMIT_NPROC here would count all of the user's processes
         return [*rlimits, *python]
     cmd = bwrap_args(code_dir, packages, limits)
-    if mode == "userns":
-        return [*rlimits, *cmd[:1], "--unshare-user", *cmd[1:], "--", *python]
+    if mode == "userns":  # set inside the new user namespace, it counts the sandbox only
+        return [*rlimits, *cmd[:1], "--unshare-user", *cmd[1:], "--", *nproc, *python]
+    rlimits[-1:-1] = nproc[1:2]  # strict: the uid is the sandbox's own
     drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     join = ["sh", "-c", _JOIN, "sh", str(len(cgroup.procs)), *map(str, cgroup.procs)]
@@ -241,6 +302,30 @@ def worker_env(mode: str, code_dir: Path) -> dict[str, str]:
     return env
 
 
+def _probe(cmd: list[str]) -> str:
+    """'' if cmd runs, else its error output."""
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return "" if proc.returncode == 0 else \
+        (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-500:] or \
+        f"exit code {proc.returncode}"
+
+
+def userns_blocked() -> str:
+    """Why this host refuses unprivileged user namespaces ('' when they may work)."""
+    for path, bad in (("/proc/sys/user/max_user_namespaces", "0"),
+                      ("/proc/sys/kernel/unprivileged_userns_clone", "0"),
+                      ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1")):
+        try:
+            if Path(path).read_text().strip() == bad:
+                return f"{path} is {bad}"
+        except OSError:
+            pass
+    return ""
+
+
 @lru_cache(maxsize=None)
 def check_mode(mode: str) -> str:
     """A one-line description of `mode` on this host; SandboxUnavailable if it cannot run."""
@@ -252,21 +337,34 @@ def check_mode(mode: str) -> str:
     if missing:
         raise SandboxUnavailable(f"sandbox mode {mode!r} needs {', '.join(missing)} "
                                  "(Debian: apt-get install bubblewrap util-linux)")
+    kind = ""
     if mode == "strict":
         if os.geteuid() != 0:
             raise SandboxUnavailable(
                 "sandbox mode 'strict' needs root (a uid per sandbox and a cgroup per "
                 "submission); as a non-root user pass --sandbox userns, which does not "
                 f"protect against this: {NOT_PROTECTED['userns']}")
-        probe = Cgroup(f"probe-{os.getpid()}", Limits())
+        error = _probe(["bwrap", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/",
+                        "--proc", "/proc", "--", "true"])
+        if error:
+            raise SandboxUnavailable(f"bubblewrap cannot make namespaces here: {error}")
+        remove_stale_cgroups()
+        probe = Cgroup(f"{os.getpid()}-probe", Limits())
         kind = probe.kind
         probe.remove()
-    else:
-        kind = ""
-    return {"strict": f"strict: bubblewrap namespaces, uid per sandbox, {kind} memory + "
-                      "process limits",
-            "userns": "userns: bubblewrap namespaces as your own uid, per-process limits "
-                      f"(not protected: {NOT_PROTECTED['userns']})",
+    elif mode == "userns":
+        error = _probe(["bwrap", "--unshare-user", "--unshare-pid", "--unshare-net",
+                        "--ro-bind", "/", "/", "--proc", "/proc", "--", "true"])
+        if error:
+            why = userns_blocked()
+            raise SandboxUnavailable(
+                f"sandbox mode 'userns' cannot make a user namespace here ({why or error}); "
+                "allow unprivileged user namespaces, grade as root (strict), or pass "
+                f"--sandbox none, which does not protect against this: {NOT_PROTECTED['none']}")
+    return {"strict": f"strict: bubblewrap namespaces, uid per sandbox, {kind} limits per "
+                      "submission",
+            "userns": "userns: bubblewrap namespaces as your own uid, process limit per "
+                      f"sandbox, memory per process (not protected: {NOT_PROTECTED['userns']})",
             "none": f"none (not protected: {NOT_PROTECTED['none']})"}[mode]
 
 
@@ -317,7 +415,6 @@ def build_code(repo: Path, submission: Path, dest: Path, editable: list[str],
     """Fill dest with the package as the student has it: the instructor's released package
     files (package_files, relative to repo/src) and the submission's editable files (regular
     files only; any problem -> the unfilled stub). Returns notes on the submission's files."""
-    from .student_release import strip_solutions
     notes = []
     for rel in package_files:
         target = dest / rel

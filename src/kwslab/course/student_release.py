@@ -7,7 +7,8 @@ The flow (see `course/README.md` for the commands):
    `END_SOLUTION` below) is the solution; the lines between the hidden-test marker lines
    (`BEGIN_HIDDEN`, `END_HIDDEN`) are graded tests the students never see. (This docstring
    does not spell the markers out: the release's leak check scans every released file.)
-2. `kwslab course release OUT/` copies the repository's tracked files (`git ls-files`, or a
+2. `kwslab course release OUT/` (`kwslab.course.publish.release`, which uses the functions
+   here) copies the repository's tracked files (`git ls-files`, or a
    walk that skips runs/, caches and .git outside a checkout) to OUT, leaving out the
    solution-only files (`tests/instructor/`, `course/`, and the patterns listed in
    `course/solution_only.txt`). In `.py` files each solution block becomes
@@ -37,7 +38,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,77 +224,6 @@ def find_leaks(out: Path, hidden_names: list[str] = ()) -> list[str]:
                 leaks.append(f"{path.relative_to(out)}:{i}: hidden test '{d.group(1)}' "
                              "survived")
     return leaks
-
-
-def release(repo: Path, out: Path, force: bool = False, untracked: bool = False,
-            repo_url: str | None = None) -> ReleaseReport:
-    """Build the student tree of `repo` in `out`.
-
-    Args:
-        repo: the instructor repository (solutions and hidden tests in place).
-        out: destination folder; must be empty or absent unless `force`.
-        force: write into a non-empty `out` (its content is removed first).
-        untracked: in a git checkout, also release untracked files that are not ignored.
-        repo_url: the students' GitHub repository (https://github.com/<owner>/<name>): every
-            clone URL and Colab badge is pointed at it (`kwslab.course.publish`). The
-            release's README.md is always the student README (`course/student_README.md`).
-    Returns:
-        a ReleaseReport.
-    Raises:
-        FileExistsError: if out is not empty and not force.
-        ReleaseError: on a malformed block or any marker / hidden test left in out.
-    """
-    repo, out = Path(repo).resolve(), Path(out).resolve()
-    if out == repo or repo in out.parents:
-        raise ReleaseError(f"release folder {out} is inside the repository {repo}; "
-                           "choose a folder outside it")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise FileExistsError(f"release folder {out} is not empty; pass --force to "
-                                  "replace its content")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = ReleaseReport(out=out)
-    patterns = solution_only_patterns(repo)
-    hidden = []
-    for name in repo_files(repo, untracked=untracked):
-        if _is_solution_only(name, patterns):
-            report.left_out.append(name)
-            continue
-        src, dst = repo / name, out / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if name.endswith(".py"):
-            text = src.read_text(encoding="utf-8")
-            hidden += hidden_test_names(text, name)
-            text, n_hidden = strip_hidden_tests(text, name)
-            text, n_solutions = strip_solutions(text, name)
-            report.hidden_blocks += n_hidden
-            report.solution_blocks += n_solutions
-            dst.write_text(text, encoding="utf-8")
-            shutil.copymode(src, dst)
-        elif name.endswith(".ipynb"):
-            release_notebook(src, dst)
-        else:
-            shutil.copy2(src, dst)
-        report.files.append(name)
-    from . import publish
-
-    if (repo / publish.STUDENT_README).is_file():
-        publish.write_student_readme(repo, out)
-    if repo_url is not None:
-        try:
-            publish.rewrite_repo_url(out, repo_url)
-        except publish.RepoUrlError as e:
-            raise ReleaseError(str(e)) from e
-        left = publish.placeholder_urls(out)
-        if left and publish.github_parts(repo_url) != publish.github_parts(publish.PLACEHOLDER_URL):
-            raise ReleaseError(f"release {out} still names the placeholder repository:\n  "
-                               + "\n  ".join(left[:50]))
-    leaks = find_leaks(out, hidden)
-    if leaks:
-        raise ReleaseError(f"release {out} leaks {len(leaks)} solution/hidden line(s):\n  "
-                           + "\n  ".join(leaks[:50]))
-    return report
 
 
 # ---------------------------------------------------------------- nbgrader course layout
