@@ -82,8 +82,7 @@ def run_seed(cfg: Config, data_dir, out_dir: Path, float_only: bool, num_augment
 
     data = frontend.prepare_features(cfg, data_dir, num_augmented=num_augmented, progress=False)
     torch.manual_seed(cfg.train.seed)
-    model = models.build_model(cfg.model.name, cfg.data.num_classes, cfg.frontend.feature_shape,
-                               cfg.model.dropout)
+    model = models.model_from_config(cfg)
     t = time.perf_counter()
     train.train(model, data, cfg.train, device="cpu", progress=False)
     train_s = time.perf_counter() - t

@@ -3,6 +3,11 @@
     python benchmarks/bench_compress.py runs/bench_accuracy/ds_cnn_12class_baseline_s* \
         --channel-sparsities 0.25,0.375,0.5 --lut-values 16 --finetune-epochs 20
 
+One process per seed in parallel, then one table:
+
+    python benchmarks/bench_compress.py RUN_s0 --out s0.jsonl &   # ... s1, s2
+    python benchmarks/bench_compress.py --combine s0.jsonl s1.jsonl s2.jsonl
+
 Each positional argument is a run folder of ``kwslab run`` / ``bench_accuracy.py`` (its
 ``checkpoint.pt`` and ``report.json``), one per seed. For every run and every channel
 sparsity the notebook 6 path is applied to the trained model:
@@ -76,9 +81,33 @@ def compress_run(run_dir: Path, sparsities: list[float], lut_values: int | None,
     return rows
 
 
+def combined_rows(paths: list[Path], sparsities: list[float], lut: int | None) -> tuple[list[dict], list[str]]:
+    """Rows of earlier outputs (their last line each), checked to cover the same sweep.
+
+    Raises:
+        SystemExit: naming the file that is missing, empty, or measured another sweep.
+    """
+    rows, runs = [], []
+    for p in paths:
+        lines = p.read_text().splitlines() if p.exists() else []
+        if not lines:
+            raise SystemExit(f"{p}: no results to combine")
+        res = json.loads(lines[-1])
+        got = sorted({r["channel_sparsity"] for r in res["rows"]})
+        if got != sorted({0.0, *sparsities}) or res["lut_values"] != lut:
+            raise SystemExit(f"{p}: measured channel sparsities {got} with LUT {res['lut_values']}, "
+                             f"not {sorted({0.0, *sparsities})} with LUT {lut}")
+        rows += res["rows"]
+        runs += res["runs"]
+    return rows, runs
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path, help="run folders (one per seed)")
+    ap.add_argument("runs", nargs="*", type=Path, help="run folders (one per seed)")
+    ap.add_argument("--combine", nargs="+", type=Path, default=None,
+                    help="JSON-lines outputs of earlier invocations (e.g. one per seed, run in "
+                         "parallel): summarize their rows instead of compressing")
     ap.add_argument("--channel-sparsities", default="0.25,0.375,0.5")
     ap.add_argument("--lut-values", type=int, default=16, help="values per output channel (0: no LUT)")
     ap.add_argument("--finetune-epochs", type=int, default=20)
@@ -89,16 +118,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="runs/bench_compress/results.jsonl")
     a = ap.parse_args(argv)
     sparsities = [float(s) for s in a.channel_sparsities.split(",") if s]
-    for r in a.runs:
-        if not (r / "checkpoint.pt").exists():
-            raise SystemExit(f"{r}: no checkpoint.pt (train it with bench_accuracy.py or kwslab run)")
     lut = a.lut_values or None
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp, \
-            tqdm(total=len(a.runs) * (1 + len(sparsities)), desc="compress", file=sys.stderr) as bar:
+    if a.combine:
+        rows, runs = combined_rows(a.combine, sparsities, lut)
+    else:
+        if not a.runs:
+            raise SystemExit("give run folders, or --combine with earlier outputs")
         for r in a.runs:
-            rows += compress_run(r, sparsities, lut, a.finetune_epochs, a.lr, a.data,
-                                 a.augmented_copies, Path(tmp), bar)
+            if not (r / "checkpoint.pt").exists():
+                raise SystemExit(f"{r}: no checkpoint.pt (train it with bench_accuracy.py or kwslab run)")
+        runs = [str(r) for r in a.runs]
+        with tempfile.TemporaryDirectory() as tmp, \
+                tqdm(total=len(a.runs) * (1 + len(sparsities)), desc="compress", file=sys.stderr) as bar:
+            for r in a.runs:
+                rows += compress_run(r, sparsities, lut, a.finetune_epochs, a.lr, a.data,
+                                     a.augmented_copies, Path(tmp), bar)
     table = []
     for s in [0.0] + sparsities:
         sel = [r for r in rows if r["channel_sparsity"] == s]
@@ -117,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
                  [(e["lut_tflite_bytes"], f"cs={e['channel_sparsity']} LUT{lut}", e["lut_int8_test"]["mean"])
                   for e in table if lut]
     ok = sorted(c for c in candidates if c[2] >= dense - a.within)
-    result = {"runs": [str(r) for r in a.runs], "finetune_epochs": a.finetune_epochs, "lr": a.lr,
+    result = {"runs": runs, "finetune_epochs": a.finetune_epochs, "lr": a.lr,
               "lut_values": lut, "table": table, "dense_mean": dense,
               "smallest_within": {"tflite_bytes": ok[0][0], "config": ok[0][1], "int8_test_mean": ok[0][2]}
               if ok else None, "rows": rows}

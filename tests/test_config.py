@@ -72,3 +72,18 @@ def test_outside_a_checkout_paths_fail_with_a_clear_error(monkeypatch, tmp_path)
     monkeypatch.setattr(config, "REPO_ROOT", tmp_path)
     with pytest.raises(FileNotFoundError, match="not from a repository checkout"):
         config.deploy_dirs()
+
+
+def test_model_width_is_a_config_option_that_survives_a_checkpoint(tmp_path):
+    from kwslab import train
+
+    cfg = Config.for_model("ds_cnn", ("yes", "no"), model={"channels": 32})
+    model = models.model_from_config(cfg)
+    assert model.conv1.out_channels == 32 and model.pw4.in_channels == 32
+    assert sum(p.numel() for p in model.parameters()) == 7236  # the yes/no small-flash DS-CNN
+    assert models.model_from_config(Config.for_model("ds_cnn")).conv1.out_channels == 64
+    train.save_checkpoint(tmp_path / "c.pt", model, cfg, train.History())
+    loaded, loaded_cfg, _ = train.load_checkpoint(tmp_path / "c.pt")
+    assert loaded_cfg.model.channels == 32 and loaded.fc.in_features == 32
+    with pytest.raises(ValueError, match="channels=0"):
+        models.build_model("tiny_conv", 4, channels=0)

@@ -186,7 +186,7 @@ MODELS: dict[str, type[KWSModel]] = {"tiny_conv": TinyConv, "ds_cnn": DSCNN}
 
 
 def build_model(name: str, num_classes: int, input_shape: tuple[int, int] = (49, 40),
-                dropout: float | None = None) -> KWSModel:
+                dropout: float | None = None, channels: int | None = None) -> KWSModel:
     """Build a model by registry name.
 
     Args:
@@ -195,13 +195,26 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, int] = (49,
         input_shape: (T, F) = (49, 40) features per clip.
         dropout: dropout probability; None uses the model's default (tiny_conv 0.5,
             ds_cnn 0.2; DS-CNN drops 2 * dropout before pooling).
+        channels: output channels of every conv; None uses the model's default (tiny_conv 8,
+            ds_cnn 64).
     Returns:
         The model, mapping float32 (N, 1, T, F) (or (N, T, F)) to logits (N, C).
     Raises:
         KeyError: if name is not in MODELS (the message lists the names).
-        ValueError: for a DS-CNN dropout outside [0, 0.5).
+        ValueError: for a DS-CNN dropout outside [0, 0.5), or channels < 1.
     """
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     kwargs = {} if dropout is None else {"dropout": dropout}
+    if channels is not None:
+        if channels < 1:
+            raise ValueError(f"channels={channels} should be >= 1")
+        kwargs["channels"] = int(channels)
     return MODELS[name](num_classes, input_shape=input_shape, **kwargs)
+
+
+def model_from_config(cfg) -> KWSModel:
+    """``build_model`` with a ``kwslab.config.Config``'s model name, width, dropout, classes
+    and feature shape (untrained; seed torch first for repeatable weights)."""
+    return build_model(cfg.model.name, cfg.data.num_classes, cfg.frontend.feature_shape,
+                       cfg.model.dropout, cfg.model.channels)

@@ -79,8 +79,7 @@ def train_model(cfg: Config, data, out_dir: Path, *, progress: bool = True):
     from . import models, train
 
     torch.manual_seed(cfg.train.seed)
-    model = models.build_model(cfg.model.name, cfg.data.num_classes, cfg.frontend.feature_shape,
-                               cfg.model.dropout)
+    model = models.model_from_config(cfg)
     hist = train.train(model, data, cfg.train, device="cpu" if not torch.cuda.is_available() else None,
                        progress=progress)
     model = model.to("cpu").eval()

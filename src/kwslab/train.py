@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from . import augment, frontend
 from .config import Config, TrainConfig
 from .frontend import FeatureData
-from .models import KWSModel, build_model
+from .models import KWSModel, model_from_config
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[KWSMod
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `kwslab run` or notebook 3")
     ckpt = torch.load(path, map_location=map_location, weights_only=False)
     cfg = Config.from_dict(ckpt["config"])
-    model = build_model(cfg.model.name, cfg.data.num_classes, cfg.frontend.feature_shape, cfg.model.dropout)
+    model = model_from_config(cfg)
     model.load_state_dict(ckpt["model_state"])
     model.eval()
     return model, cfg, ckpt
