@@ -74,7 +74,9 @@ def run_seed(cfg: Config, data_dir, out_dir: Path, float_only: bool, num_augment
         return {"seed": cfg.train.seed, "float_val": r["accuracy"]["float_val"],
                 "float_test": r["accuracy"]["float_test"], "int8_test": r["accuracy"]["int8_test"],
                 "int8_test_without_silence": r["accuracy"]["int8_test_without_silence"],
-                "num_test": int(sum(map(sum, cm))), "tflite_bytes": r["tflite_bytes"],
+                "num_test": int(sum(map(sum, cm))),
+                "num_val": sum(v for k, v in r["data"]["validation"].items() if k != "speakers"),
+                "tflite_bytes": r["tflite_bytes"],
                 "arena_bytes": r["arena_bytes"], "train_s": r["timings_s"]["train"]}
     import torch
 
