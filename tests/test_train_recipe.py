@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kwslab import augment, train
+from kwslab import augment, models, train
 from kwslab.config import TrainConfig
 from kwslab.models import DSCNN
 from kwslab.train import FeatureData
@@ -129,3 +129,65 @@ def test_chunked_features_equal_one_pass(data_dir, monkeypatch):
     assert len(one.train_y) > 7
     np.testing.assert_array_equal(one.train_x, chunked.train_x)
     np.testing.assert_array_equal(one.test_x, chunked.test_x)
+
+
+def test_distillation_loss_is_hintons_formula():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(6, 4, generator=g, requires_grad=True)
+    t = torch.randn(6, 4, generator=g)
+    ce = torch.nn.functional.cross_entropy(s, torch.tensor([0, 1, 2, 3, 0, 1]))
+    T, alpha = 3.0, 0.7
+    p_t = torch.softmax(t / T, 1)
+    kl = (p_t * (p_t.log() - torch.log_softmax(s / T, 1))).sum(1).mean()
+    expected = (1 - alpha) * ce + alpha * T * T * kl
+    got = train.distillation_loss(s, t, ce, alpha, T)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.allclose(train.distillation_loss(s, t, ce, 0.0, T), ce)
+    # A student that already matches the teacher pays only its label loss.
+    assert torch.allclose(train.distillation_loss(t, t, ce, alpha, T), (1 - alpha) * ce, atol=1e-6)
+    with pytest.raises(ValueError, match="distill_alpha=1.5"):
+        train.distillation_loss(s, t, ce, 1.5, T)
+    with pytest.raises(ValueError, match="same classes"):
+        train.distillation_loss(s, t[:, :3], ce, alpha, T)
+
+
+def test_distillation_pulls_the_student_toward_the_teacher(tmp_path):
+    from kwslab.config import Config
+
+    data = _random_data()
+    cfg = Config.for_model("ds_cnn", ("yes", "no"), model={"channels": 16})
+    torch.manual_seed(5)
+    teacher = models.model_from_config(cfg)
+    train.save_checkpoint(tmp_path / "teacher.pt", teacher, cfg, train.History())
+    x = torch.from_numpy(data.val_x.astype(np.float32)).unsqueeze(1)
+
+    def student_gap(**distill) -> float:
+        torch.manual_seed(1)
+        student = DSCNN(len(LABELS), channels=8, num_blocks=1)
+        train.train(student, data, TrainConfig(epochs=10, batch_size=50, learning_rate=1e-2,
+                                               seed=1, **distill), device="cpu", progress=False)
+        with torch.no_grad():
+            return torch.nn.functional.kl_div(torch.log_softmax(student(x), 1),
+                                              torch.log_softmax(teacher.eval()(x), 1),
+                                              reduction="batchmean", log_target=True).item()
+
+    plain = student_gap()
+    distilled = student_gap(distill_teacher=str(tmp_path / "teacher.pt"), distill_alpha=1.0,
+                            distill_temperature=1.0)
+    # Measured: KL to the teacher 4.19 without distillation, 1.98 with it (deterministic).
+    assert distilled < 0.6 * plain
+
+
+def test_distillation_teacher_must_exist_and_share_the_labels(tmp_path):
+    from kwslab.config import Config
+
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        train.train(DSCNN(len(LABELS), channels=8, num_blocks=1), _random_data(),
+                    TrainConfig(epochs=1, distill_teacher=str(tmp_path / "missing.pt")),
+                    device="cpu", progress=False)
+    other = Config.for_model("ds_cnn", ("up", "down", "left"), model={"channels": 8})
+    train.save_checkpoint(tmp_path / "t.pt", models.model_from_config(other), other, train.History())
+    with pytest.raises(ValueError, match=r"teacher .*t\.pt has labels"):
+        train.train(DSCNN(len(LABELS), channels=8, num_blocks=1), _random_data(),
+                    TrainConfig(epochs=1, distill_teacher=str(tmp_path / "t.pt")),
+                    device="cpu", progress=False)

@@ -168,6 +168,14 @@ class TrainConfig:
     ema_decay: float = 0.0
     """Keep an exponential moving average of the weights (and BatchNorm statistics) with
     this decay per step, and end with it (0: off; e.g. 0.999)."""
+    distill_teacher: str | None = None
+    """Knowledge distillation: path of a trained checkpoint (``checkpoint.pt`` of ``kwslab
+    run`` or notebook 3) with the same labels, whose softened outputs the model also learns
+    (None: off). E.g. the 64-channel DS-CNN teaching a narrower one."""
+    distill_alpha: float = 0.5
+    """Weight of the distillation term in [0, 1]; the labels' cross-entropy gets 1 - alpha."""
+    distill_temperature: float = 4.0
+    """Softmax temperature T > 0 of teacher and student in the distillation term."""
 
 
 @dataclass(frozen=True)

@@ -103,12 +103,64 @@ def train(model: nn.Module, data: FeatureData, cfg: TrainConfig, *, device: str 
         torch.Generator, SpecAugment and mixup from another, dropout from torch.manual_seed.
         Optional regularizers (off by default): SpecAugment masks, mixup, label smoothing,
         an exponential moving average of the weights (cfg.ema_decay; validation then scores
-        the averaged weights, which are the ones kept).
+        the averaged weights, which are the ones kept), knowledge distillation from a
+        trained checkpoint (cfg.distill_teacher; ``distillation_loss``).
     """
     if cfg.keep not in ("last", "best"):
         raise ValueError(f"TrainConfig.keep={cfg.keep!r}; use 'last' or 'best'")
     with _repeatable(cfg):
         return _train(model, data, cfg, device=device, progress=progress, on_epoch=on_epoch)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      label_loss: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
+    """(1 - alpha) * label_loss + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)).
+
+    Args:
+        student_logits: float (N, C), with gradient.
+        teacher_logits: float (N, C), the teacher's logits for the same inputs (no gradient).
+        label_loss: scalar, the student's loss on the labels (cross-entropy).
+        alpha: weight of the distillation term in [0, 1].
+        temperature: T > 0; the T^2 factor keeps the term's gradients on the scale of the
+            label loss's as T changes.
+    Returns:
+        Scalar loss (KL averaged over the batch).
+    Raises:
+        ValueError: if alpha is outside [0, 1], temperature <= 0, or the shapes differ.
+    Source: Hinton, Vinyals & Dean 2015, "Distilling the knowledge in a neural network"
+        (arXiv:1503.02531), Sec. 2.
+    """
+    if not 0 <= alpha <= 1 or not temperature > 0:
+        raise ValueError(f"distill_alpha={alpha} should be in [0, 1] and "
+                         f"distill_temperature={temperature} > 0")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ: the teacher must have the same classes")
+    kl = nn.functional.kl_div(nn.functional.log_softmax(student_logits / temperature, dim=1),
+                              nn.functional.log_softmax(teacher_logits / temperature, dim=1),
+                              reduction="batchmean", log_target=True)
+    return (1 - alpha) * label_loss + alpha * temperature ** 2 * kl
+
+
+def _load_teacher(cfg: TrainConfig, labels, device) -> nn.Module | None:
+    """The frozen teacher of cfg.distill_teacher in eval mode on device, or None.
+
+    Raises:
+        FileNotFoundError: if the checkpoint does not exist (names the path).
+        ValueError: if its labels are not the data's (names both), or alpha / T are invalid.
+    """
+    if not cfg.distill_teacher:
+        return None
+    distillation_loss(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(()),  # validates alpha, T
+                      cfg.distill_alpha, cfg.distill_temperature)
+    teacher, tcfg, _ = load_checkpoint(cfg.distill_teacher)
+    if tuple(tcfg.data.labels) != tuple(labels):
+        raise ValueError(f"distillation teacher {cfg.distill_teacher} has labels "
+                         f"{list(tcfg.data.labels)}; the data has {list(labels)}")
+    teacher.to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
 
 
 @contextlib.contextmanager
@@ -154,6 +206,7 @@ def _train(model, data, cfg, *, device, progress, on_epoch) -> History:
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay),
             use_buffers=True)
     num_classes = len(data.labels)
+    teacher = _load_teacher(cfg, data.labels, device)
     hist = History()
     best_state = None
     train_y = torch.from_numpy(data.train_y)
@@ -178,6 +231,11 @@ def _train(model, data, cfg, *, device, progress, on_epoch) -> History:
             opt.zero_grad(set_to_none=True)
             logits = model(x)
             loss = train_loss_fn(logits, target)
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = teacher(x)
+                loss = distillation_loss(logits, teacher_logits, loss, cfg.distill_alpha,
+                                         cfg.distill_temperature)
             loss.backward()
             opt.step()
             sched.step()
