@@ -126,7 +126,7 @@ class ModelConfig:
     channels: int | None = None
     """Width: output channels of every conv (tiny_conv 8, ds_cnn 64 when None). Measured
     int8 sizes of DS-CNN: 4 classes, ``channels=32`` (7,236 parameters) 21,384 B, arena
-    37,824 B; 12 classes, 64 channels 44,840 B, 36 channels about 24 KB."""
+    37,824 B; 12 classes, 64 channels 44,840 B, 36 channels 24,120 B."""
 
 
 @dataclass(frozen=True)
