@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kwslab.config import TWELVE_CLASS_WORDS, Config  # noqa: E402
-from kwslab.stats import accuracy_interval  # noqa: E402
+from kwslab.stats import seed_summary  # noqa: E402
 
 RECIPES: dict[str, dict[str, dict]] = {
     "recipe": {"train": {"spec_time_masks": 2, "spec_max_frames": 5, "spec_freq_masks": 2,
@@ -95,13 +94,8 @@ def run_seed(cfg: Config, data_dir, out_dir: Path, float_only: bool, num_augment
 
 
 def summarize(rows: list[dict], key: str) -> dict:
-    values = [r[key] for r in rows]
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
     n = rows[0]["num_test"] if key != "float_val" else rows[0].get("num_val", 0)
-    lo, hi = accuracy_interval(round(mean * n), n) if n else (float("nan"), float("nan"))
-    return {"mean": round(mean, 4), "sd": round(sd, 4), "wilson95": [round(lo, 4), round(hi, 4)],
-            "n": n, "values": [round(v, 4) for v in values]}
+    return seed_summary([r[key] for r in rows], n)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -44,15 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tqdm import tqdm  # noqa: E402
 
 from kwslab import frontend, sweeps, train  # noqa: E402
-from kwslab.stats import accuracy_interval  # noqa: E402
-
-
-def summarize(values: list[float], n: int) -> dict:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    lo, hi = accuracy_interval(round(mean * n), n)
-    return {"mean": round(mean, 4), "sd": round(sd, 4), "wilson95": [round(lo, 4), round(hi, 4)],
-            "values": [round(v, 4) for v in values]}
+from kwslab.stats import seed_summary  # noqa: E402
 
 
 def compress_run(run_dir: Path, sparsities: list[float], lut_values: int | None, epochs: int,
@@ -139,10 +130,10 @@ def main(argv: list[str] | None = None) -> dict:
         sel = [r for r in rows if r["channel_sparsity"] == s]
         n = sel[0]["num_test"]
         entry = {"channel_sparsity": s, "params": sel[0]["params"],
-                 "int8_test": summarize([r["int8_test"] for r in sel], n),
+                 "int8_test": seed_summary([r["int8_test"] for r in sel], n),
                  "tflite_bytes": sel[0]["tflite_bytes"], "arena_bytes": sel[0]["arena_bytes"]}
         if lut:
-            entry.update(lut_int8_test=summarize([r["lut_int8_test"] for r in sel], n),
+            entry.update(lut_int8_test=seed_summary([r["lut_int8_test"] for r in sel], n),
                          lut_tflite_bytes=sel[0]["lut_tflite_bytes"],
                          lut_arena_bytes=sel[0]["lut_arena_bytes"])
         table.append(entry)

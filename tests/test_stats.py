@@ -51,3 +51,17 @@ def test_accuracy_interval_rejects_bad_input(args, match):
 def test_accuracy_with_interval_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="equal 1-D shapes"):
         stats.accuracy_with_interval([0, 1], [0])
+
+
+def test_seed_summary_is_mean_sample_sd_and_the_wilson_interval_of_the_mean():
+    from kwslab.stats import accuracy_interval, seed_summary
+
+    s = seed_summary([0.8339, 0.8441, 0.8407], 295)
+    assert s["mean"] == pytest.approx(0.8396, abs=1e-4)
+    assert s["sd"] == pytest.approx(0.0052, abs=1e-4)  # sample sd (n - 1), not population
+    lo, hi = accuracy_interval(round(0.83957 * 295), 295)
+    assert s["wilson95"] == [round(lo, 4), round(hi, 4)] and s["n"] == 295
+    one = seed_summary([0.9], 0)
+    assert math.isnan(one["sd"]) and all(math.isnan(v) for v in one["wilson95"])
+    with pytest.raises(ValueError, match="at least one"):
+        seed_summary([], 10)

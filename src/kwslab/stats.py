@@ -46,6 +46,31 @@ def accuracy_interval(correct: int, total: int, confidence: float = 0.95) -> tup
     return float(ci.low), float(ci.high)
 
 
+def seed_summary(values, n: int) -> dict:
+    """Accuracies of one configuration over several seeds: mean, sample sd, Wilson interval.
+
+    Args:
+        values: one accuracy per seed, each in [0, 1] (at least one).
+        n: clips each accuracy was measured on; 0 when unknown (the interval is then NaN).
+    Returns:
+        {"mean", "sd" (NaN for one seed), "wilson95": [low, high] of the mean accuracy on n
+        clips (test-set sampling alone; the seeds' spread is the sd), "n", "values"}, rounded
+        to 4 decimals.
+    Raises:
+        ValueError: if values is empty.
+    """
+    import statistics
+
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("seed_summary needs at least one accuracy")
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    lo, hi = accuracy_interval(round(mean * n), n) if n else (float("nan"), float("nan"))
+    return {"mean": round(mean, 4), "sd": round(sd, 4), "wilson95": [round(lo, 4), round(hi, 4)],
+            "n": n, "values": [round(v, 4) for v in values]}
+
+
 def accuracy_with_interval(y_true, y_pred, confidence: float = 0.95) -> dict:
     """Accuracy of predictions with its Wilson interval.
 
