@@ -75,7 +75,7 @@ def run_seed(cfg: Config, data_dir, out_dir: Path, float_only: bool, num_augment
                 "int8_test_without_silence": r["accuracy"]["int8_test_without_silence"],
                 "num_test": int(sum(map(sum, cm))),
                 "num_val": sum(v for k, v in r["data"]["validation"].items() if k != "speakers"),
-                "tflite_bytes": r["tflite_bytes"],
+                "tflite_bytes": r["tflite_bytes"], "device_tflite_bytes": r["device_tflite_bytes"],
                 "arena_bytes": r["arena_bytes"], "train_s": r["timings_s"]["train"]}
     import torch
 
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
               **{k: summarize(rows, k) for k in keys}, "runs": rows}
     if not a.float_only:
         result["tflite_bytes"] = rows[0]["tflite_bytes"]
+        result["device_tflite_bytes"] = rows[0]["device_tflite_bytes"]
         result["arena_bytes"] = rows[0]["arena_bytes"]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "a") as f:

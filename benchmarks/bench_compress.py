@@ -21,7 +21,8 @@ sparsity the notebook 6 path is applied to the trained model:
    (``export.lut_compress``), run again in TFLite Micro.
 
 Printed (and appended as JSON lines to ``--out``): per configuration the mean over runs of
-the int8 test accuracy (TFLite Micro), flash (the .tflite bytes) and arena, with the sample
+the int8 test accuracy (TFLite Micro), flash (the bytes of the compact device model,
+``export.compact_tflite``; the LiteRT-loadable ``model.tflite`` beside it) and arena, with the sample
 sd and the Wilson 95 % interval of the mean; then the smallest flash whose mean int8 test
 accuracy is within ``--within`` (default 0.01) of the dense models' mean.
 
@@ -88,6 +89,9 @@ def combined_rows(paths: list[Path], sparsities: list[float], lut: int | None) -
         if got != sorted({0.0, *sparsities}) or res["lut_values"] != lut:
             raise SystemExit(f"{p}: measured channel sparsities {got} with LUT {res['lut_values']}, "
                              f"not {sorted({0.0, *sparsities})} with LUT {lut}")
+        if any("device_tflite_bytes" not in r for r in res["rows"]):
+            raise SystemExit(f"{p}: rows without device_tflite_bytes (measured before the compact "
+                             "device model existed); run the sweep again")
         rows += res["rows"]
         runs += res["runs"]
     return rows, runs
@@ -131,14 +135,15 @@ def main(argv: list[str] | None = None) -> dict:
         n = sel[0]["num_test"]
         entry = {"channel_sparsity": s, "params": sel[0]["params"],
                  "int8_test": seed_summary([r["int8_test"] for r in sel], n),
-                 "tflite_bytes": sel[0]["tflite_bytes"], "arena_bytes": sel[0]["arena_bytes"]}
+                 "tflite_bytes": sel[0]["tflite_bytes"], "device_tflite_bytes": sel[0]["device_tflite_bytes"],
+                 "arena_bytes": sel[0]["arena_bytes"]}
         if lut:
             entry.update(lut_int8_test=seed_summary([r["lut_int8_test"] for r in sel], n),
                          lut_tflite_bytes=sel[0]["lut_tflite_bytes"],
                          lut_arena_bytes=sel[0]["lut_arena_bytes"])
         table.append(entry)
     dense = table[0]["int8_test"]["mean"]
-    candidates = [(e["tflite_bytes"], f"cs={e['channel_sparsity']} int8", e["int8_test"]["mean"])
+    candidates = [(e["device_tflite_bytes"], f"cs={e['channel_sparsity']} int8", e["int8_test"]["mean"])
                   for e in table] + \
                  [(e["lut_tflite_bytes"], f"cs={e['channel_sparsity']} LUT{lut}", e["lut_int8_test"]["mean"])
                   for e in table if lut]
@@ -150,13 +155,13 @@ def main(argv: list[str] | None = None) -> dict:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "a") as f:
         f.write(json.dumps(result) + "\n")
-    print("| channel sparsity | params | int8 test (mean ± sd) | flash B | arena B |"
+    print("| channel sparsity | params | int8 test (mean ± sd) | flash B (device) | model.tflite B | arena B |"
           + (f" LUT{lut} test | LUT flash B |" if lut else ""))
-    print("|---|---|---|---|---|" + ("---|---|" if lut else ""))
+    print("|---|---|---|---|---|---|" + ("---|---|" if lut else ""))
     for e in table:
         i = e["int8_test"]
         line = (f"| {e['channel_sparsity']} | {e['params']:,} | {i['mean']:.3f} ± {i['sd']:.3f} "
-                f"| {e['tflite_bytes']:,} | {e['arena_bytes']:,} |")
+                f"| {e['device_tflite_bytes']:,} | {e['tflite_bytes']:,} | {e['arena_bytes']:,} |")
         if lut:
             j = e["lut_int8_test"]
             line += f" {j['mean']:.3f} ± {j['sd']:.3f} | {e['lut_tflite_bytes']:,} |"

@@ -230,16 +230,15 @@ def test_reference_kernel_variant_scores_equal_and_costs_more(sim_sdk, sim_build
 def test_committed_model_dense_layers_are_per_tensor(models):
     """Chirale 2.0.0's FULLY_CONNECTED applies channel 0's scale to all outputs: the export
     must quantize dense weights with a single scale (convolutions may be per-channel)."""
-    from ai_edge_litert.interpreter import Interpreter
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
 
     for name, (_, tflite, _) in models.items():
-        it = Interpreter(model_content=tflite)
-        fc_weights = {op["inputs"][1] for op in it._get_ops_details()
-                      if op["op_name"] == "FULLY_CONNECTED"}
+        graph = model_editor.read(tflite).subgraphs[0]
+        fc_weights = [op.inputs[1] for op in graph.operators if op.opcode_name == "FULLY_CONNECTED"]
         assert fc_weights, name
-        for d in it.get_tensor_details():
-            if d["index"] in fc_weights:
-                assert len(d["quantization_parameters"]["scales"]) == 1, (name, d["name"])
+        for tensor in fc_weights:
+            scales = tensor.quantization.scales
+            assert not isinstance(scales, list) or len(scales) == 1, (name, tensor.index)
 
 
 @pytest.mark.slow

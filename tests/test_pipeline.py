@@ -46,7 +46,11 @@ def test_exported_model_meets_the_deploy_contract(smoke_run):
     assert q["input"]["scale"] == pytest.approx(frontend.INPUT_SCALE, rel=1e-6)
     assert r["tflm_litert_agreement"] == 1.0
     assert 0 < r["arena_bytes"] <= 10_240
-    assert firmware.parse_c_array((out / "model_data.cpp").read_text()) == tflite
+    # the C array is the compact device model: smaller, the same TFLite Micro outputs
+    device = (out / "model_device.tflite").read_bytes()
+    assert firmware.parse_c_array((out / "model_data.cpp").read_text()) == device
+    assert len(device) == r["device_tflite_bytes"] < len(tflite)
+    assert export.compact_tflite(tflite)[0] == device
 
 
 def test_confusion_counts_every_test_clip(smoke_run):

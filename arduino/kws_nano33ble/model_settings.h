@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 constexpr char kModelName[] = "tiny_conv";
-#define KWS_MODEL_SETTINGS_SHA256 "b2d7e51df49be092f25b52efd413e1a2345b02815cf59ca8cf82f8af5f8f9717"
+#define KWS_MODEL_SETTINGS_SHA256 "77ca8d634d0c22460176e55f8e101571b9a654477b0e80169a1611965a6c69e6"
 
 // ---- Micro frontend (FrontendConfig) ----
 constexpr int kAudioSampleRateHz = 16000;

@@ -157,7 +157,7 @@ def cmd_run(a) -> int:
     acc = report["accuracy"]
     print(f"run {name}: float val {acc['float_val']:.3f}, float test {acc['float_test']:.3f}, "
           f"int8 test (TFLM) {acc['int8_test']:.3f}, TFLM=LiteRT {report['tflm_litert_agreement']:.3f}, "
-          f"{report['tflite_bytes']:,} B .tflite, arena {report['arena_bytes']} B, "
+          f"{report['tflite_bytes']:,} B .tflite ({report['device_tflite_bytes']:,} B on the board), arena {report['arena_bytes']} B, "
           f"{report['timings_s']['total']:.1f} s")
     print(f"report: {Path(a.runs) / name / 'report.md'}")
     return 0
@@ -182,7 +182,7 @@ def cmd_export(a) -> int:
     rep = export.export(model, cfg, data, out, deploy_dirs=deploy_dirs() if a.deploy else None,
                         model_name=cfg.model.name)
     rep.pop("int8_test_predictions")
-    print(json.dumps({k: rep[k] for k in ("tflite_bytes", "arena_bytes", "ops", "int8_test",
+    print(json.dumps({k: rep[k] for k in ("tflite_bytes", "device_tflite_bytes", "arena_bytes", "ops", "int8_test",
                                            "tflm_litert_agreement", "files")}, indent=1))
     return 0
 

@@ -12,8 +12,10 @@
 3. ``run_litert`` (LiteRT, reference kernels) and ``run_tflm`` (the TFLite Micro
    interpreter, the code that runs on the board) classify int8 features; ``arena_bytes``
    finds the smallest working TFLM arena in a child process (a too-small arena can crash).
-4. ``export`` ties it together, writes ``model.tflite`` and the C sources
-   (``kwslab.firmware``) and returns a report.
+4. ``compact_tflite`` drops what TFLite Micro does not read (per-channel weight zero points,
+   per-channel conv bias quantization, internal tensor names): a third of a DS-CNN's file.
+5. ``export`` ties it together, writes ``model.tflite``, the compact ``model_device.tflite``
+   and the C sources of the latter (``kwslab.firmware``) and returns a report.
 
 References:
   1) TensorFlow Lite post-training integer quantization guide; TFLite 8-bit quantization
@@ -271,13 +273,26 @@ def model_ops(tflite: bytes) -> list[str]:
 
 
 def io_quantization(tflite: bytes) -> dict:
-    """Input/output dtype, shape, scale and zero point of a model."""
-    it = _litert(tflite)
+    """Input/output dtype, shape, scale and zero point of a model, read from the flatbuffer.
+
+    Args:
+        tflite: a .tflite model (also a ``compact_tflite`` one, which LiteRT refuses).
+    Returns:
+        {"input": {"dtype": "int8", "shape": [1, 49, 40, 1], "scale": float,
+        "zero_point": int}, "output": {...}}; scale 0.0 and zero point 0 for a float tensor
+        (as LiteRT reports them).
+    """
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    graph = model_editor.read(bytes(tflite)).subgraphs[0]
     out = {}
-    for kind, det in (("input", it.get_input_details()[0]), ("output", it.get_output_details()[0])):
-        scale, zp = det["quantization"]
-        out[kind] = {"dtype": np.dtype(det["dtype"]).name, "shape": [int(s) for s in det["shape"]],
-                     "scale": float(scale), "zero_point": int(zp)}
+    for kind, tensor in (("input", graph.inputs[0]), ("output", graph.outputs[0])):
+        q = tensor.quantization
+        scales = [] if q is None else (q.scales if isinstance(q.scales, list) else [q.scales])
+        zeros = [] if q is None else (q.zero_points if isinstance(q.zero_points, list) else [q.zero_points])
+        out[kind] = {"dtype": np.dtype(tensor.numpy_dtype).name, "shape": [int(s) for s in tensor.shape],
+                     "scale": float(scales[0]) if scales else 0.0,
+                     "zero_point": int(zeros[0]) if zeros else 0}
     return out
 
 
@@ -394,16 +409,20 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
         model: trained kwslab model (PyTorch, float).
         cfg: its kwslab.config.Config.
         data: kwslab.frontend.FeatureData (train bank for calibration, test split for checks).
-        out_dir: where model.tflite, model_float.tflite and the C sources go.
+        out_dir: where model.tflite (LiteRT and host tools), model_device.tflite (the
+            ``compact_tflite`` form the boards flash), model_float.tflite and the C sources
+            (of model_device.tflite) go.
         deploy_dirs: extra folders for model_data.h, model_data.cpp and model_settings.h (the sketches);
             None writes none.
     Returns:
-        dict with tflite_bytes, float_tflite_bytes, ops, input/output quantization,
+        dict with tflite_bytes, device_tflite_bytes (flash of the model on the board),
+        compact (``compact_tflite`` stats), float_tflite_bytes, ops, input/output quantization,
         int8_test accuracy (TFLM), litert accuracy, tflm_litert_agreement, float-vs-int8
         agreement, twin max |d logits|, arena_bytes, timings and written file paths.
     Raises:
         ExportError: twin mismatch, ops outside ALLOWED_OPS, input quantization that differs
-            from the device features' scale/zero point.
+            from the device features' scale/zero point, a compact device model whose TFLite
+            Micro outputs differ from the converted model's.
     """
     from . import firmware
     from .train import predict_logits
@@ -442,24 +461,32 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     litert_pred = run_litert(tflite, data.test_x).argmax(1)
     timings["litert"] = time.perf_counter() - t
     t = time.perf_counter()
-    tflm_pred = run_tflm(tflite, data.test_x).argmax(1)
+    tflm_out = run_tflm(tflite, data.test_x)
+    tflm_pred = tflm_out.argmax(1)
+    device_tflite, compact = compact_tflite(tflite)
+    if not np.array_equal(run_tflm(device_tflite, data.test_x), tflm_out):
+        raise ExportError("the compact device model's TFLite Micro outputs differ from model.tflite's "
+                          f"on the test split ({compact})")
     timings["tflm"] = time.perf_counter() - t
     t = time.perf_counter()
-    arena = measure_arena_bytes(tflite)
+    arena = measure_arena_bytes(device_tflite)
     timings["arena"] = time.perf_counter() - t
 
     (out_dir / "model.tflite").write_bytes(tflite)
+    (out_dir / "model_device.tflite").write_bytes(device_tflite)
     (out_dir / "model_float.tflite").write_bytes(float_tflite)
-    files = [out_dir / "model.tflite"]
+    files = [out_dir / "model.tflite", out_dir / "model_device.tflite"]
     mean = lambda a: float(np.mean(a)) if len(a) else 0.0  # noqa: E731
     kwargs = dict(input_scale=quant["input"]["scale"], input_zero_point=quant["input"]["zero_point"],
-                  ops=list(dict.fromkeys(op_names(tflite))),  # run order
+                  ops=list(dict.fromkeys(op_names(device_tflite))),  # run order
                   arena_bytes=arena, model_name=model_name)
-    files += firmware.write_deploy_files(tflite, cfg, out_dirs=[out_dir], **kwargs)
+    files += firmware.write_deploy_files(device_tflite, cfg, out_dirs=[out_dir], **kwargs)
     if deploy_dirs:
-        files += firmware.write_deploy_files(tflite, cfg, out_dirs=[Path(d) for d in deploy_dirs], **kwargs)
+        files += firmware.write_deploy_files(device_tflite, cfg, out_dirs=[Path(d) for d in deploy_dirs], **kwargs)
     report = {
         "tflite_bytes": len(tflite),
+        "device_tflite_bytes": len(device_tflite),
+        "compact": compact,
         "float_tflite_bytes": len(float_tflite),
         "ops": ops,
         "io": quant,
@@ -586,6 +613,84 @@ def lut_compress(tflite: bytes, max_bitwidth: int = 7) -> tuple[bytes, list[dict
                          f"{[(r['name'], r['distinct_max']) for r in rows]}; "
                          "use cluster_weights first")
     return bytes(compression.compress(tflite, specs)), rows
+
+
+BIAS_OPS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2}
+"""Op name -> index of its bias input whose quantization TFLite Micro never reads for int8
+(``PopulateConvolutionQuantizationParams`` checks the bias scale only for uint8)."""
+
+
+def compact_tflite(tflite: bytes) -> tuple[bytes, dict]:
+    """Drop what TFLite Micro does not read from an int8 model: same outputs, less flash.
+
+    Three rewrites of the flatbuffer (``model_editor``), none touching weights or the
+    parameters the kernels compute with:
+
+    1. weight zero points: a per-channel weight tensor stores one int64 zero point per
+       channel, all 0 (symmetric int8 weights); TFLite Micro's allocator accepts a single
+       zero point and broadcasts it ("as a space-saving optimization, zero point arrays for
+       weights can be reduced to a single value", ``micro_allocator.cc``): 8 bytes per
+       channel saved;
+    2. CONV_2D / DEPTHWISE_CONV_2D bias quantization: per-channel scale and zero point of
+       the int32 bias (12 bytes per channel) become one scale and one zero point, because
+       the int8 kernels derive the bias scale from input and filter scales;
+    3. tensor names of every tensor except the model's inputs and outputs become empty
+       (TFLite Micro addresses tensors by index).
+
+    The result is a model for the device: TFLite Micro runs it with outputs identical to
+    the input model (``export.export`` checks this on the test split); LiteRT refuses
+    rewrite 1 (its builder wants as many zero points as scales), so host tools keep
+    reading the unmodified ``model.tflite``.
+
+    Args:
+        tflite: an int8 .tflite flatbuffer (``convert_int8``).
+    Returns:
+        (compact .tflite bytes, {"bytes_before", "bytes_after", "zero_points_dropped",
+        "bias_scales_dropped", "names_cleared"}).
+    Raises:
+        ValueError: if a weight tensor has a nonzero zero point (not a symmetric int8
+            weight; nothing can be dropped safely).
+    Source: tflite-micro ``tensorflow/lite/micro/micro_allocator.cc``
+        (``InitializeTfLiteTensorFromFlatbuffer``) and ``tensorflow/lite/kernels/kernel_util.cc``
+        (``PopulateConvolutionQuantizationParams``).
+    """
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    model = model_editor.read(bytes(tflite))
+    graph = model.subgraphs[0]
+    weights, biases = {}, {}
+    for op in graph.operators:
+        for table, index in ((weights, WEIGHT_OPS.get(op.opcode_name)), (biases, BIAS_OPS.get(op.opcode_name))):
+            if index is not None and len(op.inputs) > index and op.inputs[index] is not None:
+                table[op.inputs[index].index] = op.inputs[index]
+    stats = {"bytes_before": len(tflite), "zero_points_dropped": 0, "bias_scales_dropped": 0,
+             "names_cleared": 0}
+    for tensor in weights.values():
+        q = tensor.quantization
+        zeros = q.zero_points if q is not None and isinstance(q.zero_points, list) else None
+        if not zeros or len(zeros) < 2:
+            continue
+        if any(int(z) != 0 for z in zeros):
+            raise ValueError(f"weight tensor {tensor.name!r} has nonzero zero points; "
+                             "only symmetric int8 weights can share one")
+        stats["zero_points_dropped"] += len(zeros) - 1
+        q.zero_points = [0]
+    for tensor in biases.values():
+        q = tensor.quantization
+        if q is not None and isinstance(q.scales, list) and len(q.scales) > 1:
+            stats["bias_scales_dropped"] += len(q.scales) - 1
+            tensor.quantization = model_editor.Quantization(scales=[float(q.scales[0])], zero_points=[0])
+    io = {t.index for t in list(graph.inputs) + list(graph.outputs)}
+    for tensor in graph.tensors:
+        if tensor.index not in io and tensor.name:
+            tensor.name = ""
+            stats["names_cleared"] += 1
+    # read() keeps the metadata buffers in the buffer list and build() writes them again:
+    # without pruning every rewrite would add a copy (~144 bytes)
+    model_editor.prune_buffers(model)
+    compact = bytes(model.build())
+    stats["bytes_after"] = len(compact)
+    return compact, stats
 
 
 def zlib_bytes(tflite: bytes) -> int:

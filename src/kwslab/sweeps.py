@@ -387,7 +387,8 @@ def deploy(model: nn.Module, cfg, data, out_dir, *, lut_values: int | None = Non
         out_dir: export folder (model.tflite, C sources); ``model_lut.tflite`` goes there too.
         lut_values: distinct weight values per output channel (2..128), or None.
     Returns:
-        dict with nonzero_params, int8_test (TFLM), tflite_bytes, arena_bytes, zlib_bytes;
+        dict with nonzero_params, int8_test (TFLM), tflite_bytes, device_tflite_bytes (the
+        ``export.compact_tflite`` model the boards flash), arena_bytes, zlib_bytes;
         with lut_values also lut_tflite_bytes, lut_arena_bytes, lut_int8_test,
         lut_same_outputs (fraction of test clips whose int8 outputs are identical),
         lut_ops, lut_tensors (the ``lut_spec`` rows).
@@ -398,7 +399,8 @@ def deploy(model: nn.Module, cfg, data, out_dir, *, lut_values: int | None = Non
     rep = export.export(plain, cfg, data, out_dir, progress=progress)
     tflite = (Path(out_dir) / "model.tflite").read_bytes()
     row = {"nonzero_params": P.count_nonzero_parameters(plain), "int8_test": rep["int8_test"],
-           "tflite_bytes": rep["tflite_bytes"], "arena_bytes": rep["arena_bytes"],
+           "tflite_bytes": rep["tflite_bytes"], "device_tflite_bytes": rep["device_tflite_bytes"],
+           "arena_bytes": rep["arena_bytes"],
            "zlib_bytes": export.zlib_bytes(tflite)}
     if lut_values is None:
         return row
