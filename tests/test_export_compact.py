@@ -86,3 +86,34 @@ def test_nonzero_weight_zero_points_are_refused(converted):
     weight.quantization.zero_points = [1] * len(weight.quantization.zero_points)
     with pytest.raises(ValueError, match="nonzero zero points"):
         export.compact_tflite(bytes(model.build()))
+
+
+def test_export_refuses_a_device_model_whose_outputs_differ(tmp_path, monkeypatch):
+    """The guard in export.export: a rewrite that changed a weight must not reach the boards."""
+    from types import SimpleNamespace
+
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    from kwslab.config import Config
+    from kwslab.models import TinyConv
+
+    torch.manual_seed(0)
+    cfg = Config()
+    model = TinyConv(cfg.data.num_classes).eval()
+    rng = np.random.default_rng(0)
+    x = lambda *s: rng.integers(-128, 128, (*s, 49, 40)).astype(np.int8)  # noqa: E731
+    data = SimpleNamespace(train_x=x(1, 64), test_x=x(16), test_y=rng.integers(0, 4, 16))
+    real = export.compact_tflite
+
+    def broken(tflite):
+        compact, stats = real(tflite)
+        m = model_editor.read(compact)
+        fc = next(op for op in m.subgraphs[0].operators if op.opcode_name == "FULLY_CONNECTED")
+        w = fc.inputs[1]
+        w.buffer.data = (np.frombuffer(w.buffer.data, np.int8) // 2).astype(np.int8).tobytes()
+        return bytes(m.build()), stats
+
+    monkeypatch.setattr(export, "compact_tflite", broken)
+    with pytest.raises(export.ExportError, match="compact device model"):
+        export.export(model, cfg, data, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "model_data.cpp").exists()

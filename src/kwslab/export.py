@@ -51,6 +51,10 @@ ALLOWED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "FU
                "SOFTMAX"}
 
 
+COMPACT_CHECK_CLIPS = 512
+"""Test clips on which ``export`` compares model.tflite with the compact device model."""
+
+
 class ExportError(RuntimeError):
     """The converted model breaks a deploy contract (ops, input quantization, twin mismatch)."""
 
@@ -417,8 +421,9 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     Returns:
         dict with tflite_bytes, device_tflite_bytes (flash of the model on the board),
         compact (``compact_tflite`` stats), float_tflite_bytes, ops, input/output quantization,
-        int8_test accuracy (TFLM), litert accuracy, tflm_litert_agreement, float-vs-int8
-        agreement, twin max |d logits|, arena_bytes, timings and written file paths.
+        int8_test accuracy (the device model in TFLM), litert accuracy (model.tflite),
+        tflm_litert_agreement, float-vs-int8 agreement, twin max |d logits|, arena_bytes,
+        timings and written file paths.
     Raises:
         ExportError: twin mismatch, ops outside ALLOWED_OPS, input quantization that differs
             from the device features' scale/zero point, a compact device model whose TFLite
@@ -461,10 +466,15 @@ def export(model: nn.Module, cfg, data, out_dir: str | Path, *, deploy_dirs=None
     litert_pred = run_litert(tflite, data.test_x).argmax(1)
     timings["litert"] = time.perf_counter() - t
     t = time.perf_counter()
-    tflm_out = run_tflm(tflite, data.test_x)
-    tflm_pred = tflm_out.argmax(1)
+    # int8 accuracy is the device model's (what the boards flash); model.tflite must give the
+    # same outputs in TFLite Micro (checked on up to COMPACT_CHECK_CLIPS test clips: the
+    # rewrite touches no value a kernel computes with, and a full second pass costs ~7 min
+    # on the full data set's 5,151 test clips)
     device_tflite, compact = compact_tflite(tflite)
-    if not np.array_equal(run_tflm(device_tflite, data.test_x), tflm_out):
+    tflm_out = run_tflm(device_tflite, data.test_x)
+    tflm_pred = tflm_out.argmax(1)
+    n_check = min(len(data.test_x), COMPACT_CHECK_CLIPS)
+    if not np.array_equal(run_tflm(tflite, data.test_x[:n_check]), tflm_out[:n_check]):
         raise ExportError("the compact device model's TFLite Micro outputs differ from model.tflite's "
                           f"on the test split ({compact})")
     timings["tflm"] = time.perf_counter() - t
