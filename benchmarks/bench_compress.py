@@ -14,8 +14,10 @@ sparsity the notebook 6 path is applied to the trained model:
 
 1. ``prune.prune_channels`` (model surgery: every prunable conv loses that fraction of its
    output channels, smallest L2 norm first) through ``sweeps.prune_structured``;
-2. finetuning (Adam, ``prune.finetune`` over the run's augmentation bank) for
-   ``--finetune-epochs`` at ``--lr``;
+2. finetuning for ``--finetune-epochs``: Adam at a constant ``--lr`` (``prune.finetune``
+   over the run's augmentation bank), or with ``--finetune-recipe train`` the run's own
+   training loop (``train.train``: cosine decay from ``--lr``, its regularizers), optionally
+   distilling from the unpruned model (``--distill-alpha``, ``--distill-temperature``);
 3. int8 export checked in the TFLite Micro interpreter (``sweeps.deploy``), then weight
    sharing to ``--lut-values`` values per output channel and TFLite Micro LUT compression
    (``export.lut_compress``), run again in TFLite Micro.
@@ -32,6 +34,7 @@ Source: Han et al. 2016 (arXiv:1510.00149) for pruning + weight sharing; Li et a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -48,9 +51,16 @@ from kwslab.stats import seed_summary  # noqa: E402
 
 
 def compress_run(run_dir: Path, sparsities: list[float], lut_values: int | None, epochs: int,
-                 lr: float, data_dir, num_augmented: int, work: Path, bar) -> list[dict]:
+                 lr: float, data_dir, num_augmented: int, work: Path, bar, recipe: str = "adam",
+                 distill_alpha: float = 0.0, distill_temperature: float = 4.0) -> list[dict]:
     """Rows (dense first) for one trained run; see the module docstring."""
     model, cfg, _ = train.load_checkpoint(run_dir / "checkpoint.pt")
+    finetune_cfg = None
+    if recipe == "train":
+        finetune_cfg = dataclasses.replace(
+            cfg.train, epochs=epochs, learning_rate=lr, keep="last",
+            distill_teacher=str(run_dir / "checkpoint.pt") if distill_alpha > 0 else None,
+            distill_alpha=distill_alpha, distill_temperature=distill_temperature)
     data = frontend.prepare_features(cfg, data_dir, num_augmented=num_augmented, progress=False)
     rows = []
     for s in [0.0] + sparsities:
@@ -59,7 +69,8 @@ def compress_run(run_dir: Path, sparsities: list[float], lut_values: int | None,
             small, row = model, {"channel_sparsity": 0.0, "params": sum(p.numel() for p in model.parameters())}
         else:
             small, row = sweeps.prune_structured(model, data, s, finetune_epochs=epochs, lr=lr,
-                                                 seed=cfg.train.seed, latency_s=0.05)
+                                                 seed=cfg.train.seed, latency_s=0.05,
+                                                 finetune_cfg=finetune_cfg)
             row.pop("cpu_latency_ms", None)
         out = work / f"{run_dir.name}_cs{s}"
         dep = sweeps.deploy(small, cfg, data, out, lut_values=lut_values)
@@ -107,6 +118,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lut-values", type=int, default=16, help="values per output channel (0: no LUT)")
     ap.add_argument("--finetune-epochs", type=int, default=20)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--finetune-recipe", choices=("adam", "train"), default="adam",
+                    help="adam: prune.finetune, constant lr; train: train.train with the run's "
+                         "training config (cosine decay from --lr, augmentation bank)")
+    ap.add_argument("--distill-alpha", type=float, default=0.0,
+                    help="with --finetune-recipe train: distill from the unpruned run (weight of "
+                         "the teacher term, Hinton et al. 2015)")
+    ap.add_argument("--distill-temperature", type=float, default=4.0)
     ap.add_argument("--within", type=float, default=0.01, help="allowed drop of the mean accuracy")
     ap.add_argument("--augmented-copies", type=int, default=8)
     ap.add_argument("--data", default=None)
@@ -128,7 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
                 tqdm(total=len(a.runs) * (1 + len(sparsities)), desc="compress", file=sys.stderr) as bar:
             for r in a.runs:
                 rows += compress_run(r, sparsities, lut, a.finetune_epochs, a.lr, a.data,
-                                     a.augmented_copies, Path(tmp), bar)
+                                     a.augmented_copies, Path(tmp), bar, a.finetune_recipe,
+                                     a.distill_alpha, a.distill_temperature)
     table = []
     for s in [0.0] + sparsities:
         sel = [r for r in rows if r["channel_sparsity"] == s]
@@ -149,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
                   for e in table if lut]
     ok = sorted(c for c in candidates if c[2] >= dense - a.within)
     result = {"runs": runs, "finetune_epochs": a.finetune_epochs, "lr": a.lr,
+              "finetune_recipe": a.finetune_recipe, "distill_alpha": a.distill_alpha,
               "lut_values": lut, "table": table, "dense_mean": dense,
               "smallest_within": {"tflite_bytes": ok[0][0], "config": ok[0][1], "int8_test_mean": ok[0][2]}
               if ok else None, "rows": rows}

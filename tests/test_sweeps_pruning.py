@@ -116,6 +116,25 @@ def test_structured_sweep_counts_params_and_macs_on_the_smaller_model():
         sweeps.structured_sweep(model, data, [0.5], latency_repeats=0)
 
 
+def test_prune_structured_can_finetune_with_the_training_loop():
+    """finetune_cfg: the pruned model is trained by train.train (cosine schedule), not by
+    prune.finetune; the same config gives the same weights, zero epochs of either keep them."""
+    from kwslab.config import TrainConfig
+
+    model, data = _tiny_model(), _fake_data()
+    data.labels = ("a", "b", "c")
+    cfg = TrainConfig(epochs=2, batch_size=8, learning_rate=0.05, seed=0)
+    untouched, _ = sweeps.prune_structured(model, data, 0.5, finetune_epochs=0, latency_s=0.01)
+    a, row = sweeps.prune_structured(model, data, 0.5, latency_s=0.01, finetune_cfg=cfg)
+    b, _ = sweeps.prune_structured(model, data, 0.5, latency_s=0.01, finetune_cfg=cfg)
+    adam, _ = sweeps.prune_structured(model, data, 0.5, finetune_epochs=2, lr=0.05, latency_s=0.01)
+    assert row["channels"] == {"conv1": 4} and not a.training
+    weights = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])  # noqa: E731
+    assert not torch.equal(weights(a), weights(untouched))
+    assert torch.equal(weights(a), weights(b))
+    assert not torch.equal(weights(a), weights(adam))  # another optimizer path
+
+
 def test_mcu_latency_is_macs_over_throughput_and_clock():
     # tiny_conv: 336,000 MACs / 0.5 MACs per cycle = 672,000 cycles / 64 MHz = 10.5 ms
     assert size_estimate.mcu_latency_ms(336_000) == pytest.approx(10.5)

@@ -321,7 +321,8 @@ def conv_channels(model: nn.Module) -> dict[str, int]:
 
 def prune_structured(model: nn.Sequential, data, channel_sparsity: float, *, norm: str = "l2",
                      finetune_epochs: int = 5, lr: float = 1e-4, batch_size: int = 100,
-                     seed: int = 0, latency_s: float = 0.2) -> tuple[nn.Sequential, dict]:
+                     seed: int = 0, latency_s: float = 0.2, finetune_cfg=None
+                     ) -> tuple[nn.Sequential, dict]:
     """A channel-pruned (``prune.prune_channels``), finetuned model and its measurements.
 
     Args:
@@ -330,6 +331,10 @@ def prune_structured(model: nn.Sequential, data, channel_sparsity: float, *, nor
         channel_sparsity: fraction of channels removed from every prunable conv, in [0, 1]
             (the graded ``prune.prune_channels``' ratio).
         latency_s: measuring time of the host CPU latency (one thread), > 0.
+        finetune_cfg: None finetunes with ``prune.finetune`` (Adam at a constant ``lr`` for
+            ``finetune_epochs``); a ``config.TrainConfig`` finetunes with ``train.train``
+            instead (its epochs, cosine-decayed learning rate, regularizers and optional
+            distillation teacher; finetune_epochs, lr, batch_size and seed are then unused).
     Returns:
         (smaller model in eval mode, row) where row has channel_sparsity, channels (conv name ->
         output channels), params, macs (``pipeline.params_and_macs`` on the smaller
@@ -342,7 +347,11 @@ def prune_structured(model: nn.Sequential, data, channel_sparsity: float, *, nor
            "macs": sizes["macs"],
            "cpu_latency_ms": S.measure_latency_ms(small, num_threads=1, min_run_time_s=latency_s),
            **T.accuracies(small, data)}
-    _finetune(small, data, finetune_epochs, lr, batch_size, seed)
+    if finetune_cfg is None:
+        _finetune(small, data, finetune_epochs, lr, batch_size, seed)
+    else:
+        T.train(small, data, finetune_cfg, progress=False)
+        small.cpu().eval()
     row.update(T.accuracies(small, data, "finetuned_"))
     return small, row
 
