@@ -11,7 +11,7 @@ background noise (one ``_background_noise_`` recording per section, at each leve
 stretches between the sections (``--lead-ms``), repeated until the recording lasts
 ``--minutes``. Each recording runs through the host twin of the firmware once
 (``kwslab.detect``: micro frontend over the whole stream, the int8 model in TFLite Micro
-every 20 ms), then through RecognizeCommands at every detection threshold of
+every 20 ms, or every ``--every-slices`` slices as the firmware does for larger models), then through RecognizeCommands at every detection threshold of
 ``--thresholds``. A detection is a hit when its label is the clip's and it comes between
 the clip's start and 1 s after its end (``detect.score_detections``); any other detection
 is a false alarm (distractor words, wrong keywords, noise).
@@ -119,7 +119,8 @@ def evaluate(split, run, cfg, data_dir, args) -> dict:
     labels = list(cfg.data.labels)
     key = frontend.cache_key(minutes=args.minutes, max_clips=args.max_clips, levels=args.noise_levels, gap=args.gap_ms,
                              lead=args.lead_ms, seed=args.seed,
-                             model=frontend.file_digest(Path(run) / "model.tflite"))
+                             model=frontend.file_digest(Path(run) / "model.tflite"),
+                             **({"every": args.every_slices} if args.every_slices > 1 else {}))
     cache = Path(run) / f"streaming_scores_{split}_{key}.npz"
     clips = split_clips(data_dir, cfg, split)
     if args.max_clips:  # smoke runs
@@ -135,7 +136,8 @@ def evaluate(split, run, cfg, data_dir, args) -> dict:
             times, scores = z["times"], z["scores"]
     else:
         feats = frontend.to_int8(frontend.compute_raw(audio, cfg.frontend))
-        times, scores = detect.stream_scores(feats, (Path(run) / "model.tflite").read_bytes(), cfg.frontend)
+        times, scores = detect.stream_scores(feats, (Path(run) / "model.tflite").read_bytes(), cfg.frontend,
+                                             every_slices=args.every_slices)
         np.savez(cache, times=times, scores=scores)
     stream_s = time.perf_counter() - t0
     top_index, top_score = decisions(times, scores, len(labels), cfg.recognize)
@@ -207,6 +209,8 @@ def main() -> None:
     ap.add_argument("--max-fa-per-hour", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-clips", type=int, default=None, help="clips per split (smoke runs)")
+    ap.add_argument("--every-slices", type=int, default=1,
+                    help="run the model every n-th 20 ms slice, as firmware does for larger models")
     ap.add_argument("--plot", type=Path, default=None, help="default: <run>/streaming_curve.png")
     args = ap.parse_args()
     args.thresholds = sorted(set(args.thresholds))
@@ -225,7 +229,7 @@ def main() -> None:
                  "test_false_alarms_per_hour": test_point["false_alarms_per_hour"]}
     path = args.plot or Path(args.run) / "streaming_curve.png"
     plot(results, tuned, path)
-    summary = {"model": cfg.model.name, "labels": list(cfg.data.labels),
+    summary = {"model": cfg.model.name, "labels": list(cfg.data.labels), "every_slices": args.every_slices,
                "test_default": results["testing"]["default"],
                "test_per_noise_level": results["testing"]["per_noise_level"],
                "tuned_on_validation": tuned, "plot": str(path), "results": results}
