@@ -1,6 +1,7 @@
 """Streaming benchmark: recall and false alarms per hour on >= 30 minutes of stitched audio.
 
     python benchmarks/bench_streaming.py --run runs/default [--minutes 30] [--plot out.png]
+        [--average-window-ms 500] [--every-slices 3]
 
 Two recordings are stitched from real clips, one from the validation split's speakers and
 one from the test split's (the data set's own lists: no speaker of either was trained on):
@@ -14,7 +15,9 @@ stretches between the sections (``--lead-ms``), repeated until the recording las
 every 20 ms, or every ``--every-slices`` slices as the firmware does for larger models), then through RecognizeCommands at every detection threshold of
 ``--thresholds``. A detection is a hit when its label is the clip's and it comes between
 the clip's start and 1 s after its end (``detect.score_detections``); any other detection
-is a false alarm (distractor words, wrong keywords, noise).
+is a false alarm; each is put down to what the window was hearing
+(``detect.false_alarm_causes``: a repeat on one keyword, the other keyword, a distractor
+word, or noise alone), with the distractor words that fire most.
 
 Printed (JSON): recall and false alarms per hour at the default RecognizeCommands
 settings (threshold 200) on the test recording, per noise level too; the threshold tuned on
@@ -28,6 +31,7 @@ time tolerance) and ``generate_streaming_test_wav.py`` (stitched clips over nois
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
@@ -61,7 +65,8 @@ def build_recording(clips, noises, *, levels, minutes, gap_ms, lead_ms, sample_r
     """Sections of shuffled clips over one noise recording each, until `minutes` of audio.
 
     Returns:
-        (int16 audio (S,), keywords with absolute times, per-keyword noise level,
+        (int16 audio (S,), every clip as a Keyword with absolute times (distractors labelled
+        with their word), per-clip noise level,
         sections as (level, start_ms, end_ms)).
     """
     rng = np.random.default_rng(seed)
@@ -77,7 +82,10 @@ def build_recording(clips, noises, *, levels, minutes, gap_ms, lead_ms, sample_r
             seed=int(rng.integers(1 << 31)))
         length_ms = len(section) * 1000 // sample_rate_hz
         pieces.append(section[: length_ms * sample_rate_hz // 1000])
-        truth += [detect.Keyword(kw.label, kw.start_ms + offset_ms, kw.end_ms + offset_ms) for kw in kws]
+        # distractors keep their word as the label (for false_alarm_causes); targets theirs
+        truth += [detect.Keyword(clips[i][0].parent.name if kw.label.startswith("_") else kw.label,
+                                 kw.start_ms + offset_ms, kw.end_ms + offset_ms)
+                  for i, kw in zip(order, kws)]
         truth_level += [level] * len(kws)
         sections.append((level, offset_ms, offset_ms + length_ms))
         offset_ms += length_ms
@@ -114,6 +122,20 @@ def detections_at(threshold, times_ms, top_index, top_score, labels, suppression
     return out
 
 
+def cause_counts(dets, keywords, truth, duration_ms, top_words: int = 8) -> dict:
+    """False alarms per cause (``detect.false_alarm_causes``) and per hour, plus the
+    distractor words and keyword pairs that fired most (``"go->no": 5``)."""
+    causes = detect.false_alarm_causes(dets, keywords, truth)
+    hours = duration_ms / 3_600_000
+    out = {c: {"count": sum(k == c for _, k, _ in causes),
+               "per_hour": round(sum(k == c for _, k, _ in causes) / hours, 1)}
+           for c in detect.FALSE_ALARM_CAUSES}
+    pairs = collections.Counter(f"{clip.label}->{d.label}" for d, k, clip in causes
+                                if k in ("distractor", "other keyword"))
+    out["top_pairs"] = dict(pairs.most_common(top_words))
+    return out
+
+
 def evaluate(split, run, cfg, data_dir, args) -> dict:
     """Stitch, stream once through the model, score every threshold."""
     labels = list(cfg.data.labels)
@@ -146,13 +168,16 @@ def evaluate(split, run, cfg, data_dir, args) -> dict:
     fast = detections_at(cfg.recognize.detection_threshold, times, top_index, top_score, labels,
                          cfg.recognize.suppression_ms)
     assert [(d.label, d.time_ms) for d in reference] == [(d.label, d.time_ms) for d in fast]
-    keywords = [(kw, lv) for kw, lv in zip(truth, truth_level) if not kw.label.startswith("_")]
+    keywords = [(kw, lv) for kw, lv in zip(truth, truth_level) if kw.label in cfg.data.words]
     curve = []
     for th in args.thresholds:
         dets = detections_at(th, times, top_index, top_score, labels, cfg.recognize.suppression_ms)
         s = detect.score_detections(dets, [kw for kw, _ in keywords], duration_ms=duration_ms)
+        causes = collections.Counter(k for _, k, _ in detect.false_alarm_causes(
+            dets, [kw for kw, _ in keywords], truth))
         curve.append({"threshold": th, "recall": s["recall"], "false_alarms": s["false_alarms"],
-                      "false_alarms_per_hour": s["false_alarms_per_hour"]})
+                      "false_alarms_per_hour": s["false_alarms_per_hour"],
+                      "false_alarm_causes": {c: causes[c] for c in detect.FALSE_ALARM_CAUSES}})
     per_level = {}
     dets = detections_at(cfg.recognize.detection_threshold, times, top_index, top_score, labels,
                          cfg.recognize.suppression_ms)
@@ -164,6 +189,7 @@ def evaluate(split, run, cfg, data_dir, args) -> dict:
         level_ms = sum(b - a for a, b in spans)
         per_level[str(level)] = detect.score_detections(ds, kws, duration_ms=level_ms)
     default = detect.score_detections(dets, [kw for kw, _ in keywords], duration_ms=duration_ms)
+    default["false_alarm_causes"] = cause_counts(dets, [kw for kw, _ in keywords], truth, duration_ms)
     return {"split": split, "recording_minutes": round(duration_ms / 60_000, 1),
             "clips_in_split": len(clips), "keywords": len(keywords),
             "distractors": len(truth) - len(keywords), "stream_seconds": round(stream_s, 1),
@@ -211,11 +237,16 @@ def main() -> None:
     ap.add_argument("--max-clips", type=int, default=None, help="clips per split (smoke runs)")
     ap.add_argument("--every-slices", type=int, default=1,
                     help="run the model every n-th 20 ms slice, as firmware does for larger models")
+    ap.add_argument("--average-window-ms", type=int, default=None,
+                    help="RecognizeCommands' averaging window (default: the run's, 1000 ms)")
     ap.add_argument("--plot", type=Path, default=None, help="default: <run>/streaming_curve.png")
     args = ap.parse_args()
     args.thresholds = sorted(set(args.thresholds))
 
     cfg = Config.from_dict(json.loads((Path(args.run) / "config.json").read_text()))
+    if args.average_window_ms is not None:
+        cfg = dataclasses.replace(cfg, recognize=dataclasses.replace(
+            cfg.recognize, average_window_ms=args.average_window_ms))
     data_dir = dataset.find_data_dir(args.data)
     results = {s: evaluate(s, args.run, cfg, data_dir, args) for s in ("validation", "testing")}
     ok = [p for p in results["validation"]["curve"] if p["false_alarms_per_hour"] <= args.max_fa_per_hour]
@@ -227,13 +258,15 @@ def main() -> None:
                  "validation_false_alarms_per_hour": best["false_alarms_per_hour"],
                  "test_recall": test_point["recall"],
                  "test_false_alarms_per_hour": test_point["false_alarms_per_hour"]}
-    path = args.plot or Path(args.run) / "streaming_curve.png"
+    suffix = "" if args.average_window_ms is None else f"_avg{args.average_window_ms}"
+    path = args.plot or Path(args.run) / f"streaming_curve{suffix}.png"
     plot(results, tuned, path)
     summary = {"model": cfg.model.name, "labels": list(cfg.data.labels), "every_slices": args.every_slices,
+               "recognize": dataclasses.asdict(cfg.recognize),
                "test_default": results["testing"]["default"],
                "test_per_noise_level": results["testing"]["per_noise_level"],
                "tuned_on_validation": tuned, "plot": str(path), "results": results}
-    (Path(args.run) / "streaming_benchmark.json").write_text(json.dumps(summary, indent=1, default=float))
+    (Path(args.run) / f"streaming_benchmark{suffix}.json").write_text(json.dumps(summary, indent=1, default=float))
     print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=1, default=float))
 
 

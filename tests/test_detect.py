@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kwslab.config import Config, FrontendConfig
-from kwslab.detect import (Detection, Keyword, RecognizeCommands, recognize,
+from kwslab.detect import (Detection, Keyword, RecognizeCommands, false_alarm_causes, recognize,
                            score_detections, stitch_recording, window_end_times_ms)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,6 +134,32 @@ def test_score_detections_wrong_label_is_miss_and_false_alarm():
                          duration_ms=1_800_000)
     assert (s["hits"], s["misses"], s["false_alarms"], s["recall"]) == (0, 1, 1, 0.0)
     assert s["false_alarms_per_hour"] == pytest.approx(2.0)
+
+
+def test_false_alarm_causes_docstring_example():
+    yes = Keyword("yes", 1000, 2000)
+    go = Keyword("go", 4000, 5000)
+    dets = [Detection("yes", 1500, 230), Detection("yes", 2500, 220), Detection("no", 4600, 240),
+            Detection("yes", 9000, 210)]
+    out = false_alarm_causes(dets, [yes], [yes, go])
+    assert [(d.time_ms, cause, clip) for d, cause, clip in out] == [
+        (2500, "repeat", yes), (4600, "distractor", go), (9000, "noise", None)]
+    # the count agrees with score_detections'
+    assert len(out) == score_detections(dets, [yes])["false_alarms"]
+
+
+def test_false_alarm_causes_wrong_keyword_and_tolerance_edges():
+    yes, no = Keyword("yes", 1000, 2000), Keyword("no", 5000, 6000)
+    off = Keyword("_unknown_", 2500, 3500)
+    dets = [Detection("no", 1200, 240),   # inside "yes": the wrong keyword
+            Detection("yes", 3000, 230),  # 3000 <= 2000 + 1000: the hit on "yes"
+            Detection("yes", 4501, 220),  # 4501 > 3500 + 1000: after the distractor's span
+            Detection("yes", 4500, 220)]  # == 3500 + 1000: still the distractor's span
+    out = false_alarm_causes(dets, [yes, no], [yes, no, off])
+    assert [(d.time_ms, cause) for d, cause, _ in out] == [
+        (1200, "other keyword"), (4500, "distractor"), (4501, "noise")]
+    s = score_detections(dets, [yes, no])
+    assert (s["hits"], s["false_alarms"]) == (1, 3)
 
 
 def _committed_model() -> bytes:

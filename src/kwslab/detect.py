@@ -13,7 +13,8 @@ results per window; ``every_slices=n`` reproduces a board's cadence exactly.
 :class:`RecognizeCommands` is the Python twin of ``arduino/kws_nano33ble/src/kws/
 recognize_commands.cpp`` (tests check equal decisions on the same score sequences).
 ``stitch_recording`` builds a long test recording from real clips and background noise
-with known keyword times, and ``score_detections`` scores detections against it.
+with known keyword times, ``score_detections`` scores detections against it and
+``false_alarm_causes`` says what each false alarm was hearing.
 
 References:
   1) tflite-micro micro_speech ``recognize_commands.h/.cc`` (2019-2023): average window,
@@ -331,22 +332,81 @@ def score_detections(detections, truth, tolerance_ms: int = 1000,
     no@3900 over 3.6e6 ms -> hits 2, misses 0, false alarms 1 (yes@2600 is past
     2000 + 500), recall 1.0, 1.0 false alarms per hour.
     """
-    dets = sorted(detections, key=lambda d: d.time_ms)
-    used = [False] * len(dets)
-    hits = 0
-    for kw in sorted(truth, key=lambda k: k.start_ms):
-        for i, d in enumerate(dets):
-            if (not used[i] and d.label == kw.label
-                    and kw.start_ms <= d.time_ms <= kw.end_ms + tolerance_ms):
-                used[i] = True
-                hits += 1
-                break
+    dets, used = _match(detections, truth, tolerance_ms)
+    hits = sum(used)
     false_alarms = used.count(False)
     n = len(truth)
     per_hour = (false_alarms / (duration_ms / 3_600_000.0)
                 if duration_ms else float("nan"))
     return {"hits": hits, "misses": n - hits, "false_alarms": false_alarms,
             "recall": hits / n if n else float("nan"), "false_alarms_per_hour": per_hour}
+
+
+def _match(detections, truth, tolerance_ms):
+    """score_detections' matching: (detections sorted by time, matched flag per detection)."""
+    dets = sorted(detections, key=lambda d: d.time_ms)
+    used = [False] * len(dets)
+    for kw in sorted(truth, key=lambda k: k.start_ms):
+        for i, d in enumerate(dets):
+            if (not used[i] and d.label == kw.label
+                    and kw.start_ms <= d.time_ms <= kw.end_ms + tolerance_ms):
+                used[i] = True
+                break
+    return dets, used
+
+
+FALSE_ALARM_CAUSES = ("repeat", "other keyword", "distractor", "noise")
+"""What was playing when a false alarm fired, in the order ``false_alarm_causes`` checks."""
+
+
+def false_alarm_causes(detections, keywords, clips, tolerance_ms: int = 1000) -> list[tuple]:
+    """Why each false alarm of ``score_detections`` fired: what the window was hearing.
+
+    A false alarm (a detection left unmatched by ``score_detections(detections, keywords,
+    tolerance_ms)``) at time t is put in the first cause that applies, looking at every clip
+    placed in the recording whose span [start_ms, end_ms + tolerance_ms] holds t:
+
+    - "repeat": a keyword clip with the detection's label (a second firing on one word);
+    - "other keyword": a keyword clip with another label (the wrong keyword);
+    - "distractor": a clip that is not a keyword (another word of the data set);
+    - "noise": no clip at all (silence gaps and noise-only stretches).
+
+    Args:
+        detections: Detection-like items with .label and .time_ms (keyword labels only).
+        keywords: the target Keyword items, as given to ``score_detections``.
+        clips: every clip of the recording (keywords and distractors) as Keyword items; a
+            distractor's label may be its word or ``_unknown_``.
+        tolerance_ms: as in ``score_detections``.
+    Returns:
+        One (detection, cause, clip) tuple per false alarm in time order; cause is one of
+        FALSE_ALARM_CAUSES, clip the Keyword that decided it (None for "noise"). When
+        several clips cover t, the latest-starting one of the deciding kind is given.
+    Example: keywords yes@[1000, 2000); clips that plus go@[4000, 5000); detections
+    yes@1500, yes@2500, no@4600, yes@9000 -> (yes@2500, "repeat", yes clip),
+    (no@4600, "distractor", go clip), (yes@9000, "noise", None).
+    Source: TensorFlow ``speech_commands/test_streaming_accuracy.cc`` (it separates
+    wrong-label and false detections the same way).
+    """
+    dets, used = _match(detections, keywords, tolerance_ms)
+    keyword_set = set(keywords)
+    out = []
+    for d, matched in zip(dets, used):
+        if matched:
+            continue
+        here = sorted((c for c in clips if c.start_ms <= d.time_ms <= c.end_ms + tolerance_ms),
+                      key=lambda c: c.start_ms, reverse=True)
+        same = [c for c in here if c in keyword_set and c.label == d.label]
+        other = [c for c in here if c in keyword_set and c.label != d.label]
+        distractor = [c for c in here if c not in keyword_set]
+        if same:
+            out.append((d, "repeat", same[0]))
+        elif other:
+            out.append((d, "other keyword", other[0]))
+        elif distractor:
+            out.append((d, "distractor", distractor[0]))
+        else:
+            out.append((d, "noise", None))
+    return out
 
 
 # ----------------------------------------------------------------------------- one clip, clip pickers, trials
