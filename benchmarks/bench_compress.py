@@ -20,7 +20,10 @@ sparsity the notebook 6 path is applied to the trained model:
    distilling from the unpruned model (``--distill-alpha``, ``--distill-temperature``);
 3. int8 export checked in the TFLite Micro interpreter (``sweeps.deploy``), then weight
    sharing to ``--lut-values`` values per output channel and TFLite Micro LUT compression
-   (``export.lut_compress``), run again in TFLite Micro.
+   (``export.lut_compress``), run again in TFLite Micro;
+4. with ``--int4-qat-epochs N``: quantization-aware finetuning with 4-bit weights and 8-bit
+   activations (``sweeps.qat_finetune(..., weight_bits=4)``) and export with packed int4
+   weights (``sweeps.deploy_int4``), checked in TFLite Micro.
 
 Printed (and appended as JSON lines to ``--out``): per configuration the mean over runs of
 the int8 test accuracy (TFLite Micro), flash (the bytes of the compact device model,
@@ -47,12 +50,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tqdm import tqdm  # noqa: E402
 
 from kwslab import frontend, sweeps, train  # noqa: E402
+from kwslab import quantize as Q  # noqa: E402
 from kwslab.stats import seed_summary  # noqa: E402
 
 
 def compress_run(run_dir: Path, sparsities: list[float], lut_values: int | None, epochs: int,
                  lr: float, data_dir, num_augmented: int, work: Path, bar, recipe: str = "adam",
-                 distill_alpha: float = 0.0, distill_temperature: float = 4.0) -> list[dict]:
+                 distill_alpha: float = 0.0, distill_temperature: float = 4.0,
+                 int4_qat_epochs: int = 0, int4_lr: float = 2e-4) -> list[dict]:
     """Rows (dense first) for one trained run; see the module docstring."""
     model, cfg, _ = train.load_checkpoint(run_dir / "checkpoint.pt")
     finetune_cfg = None
@@ -76,6 +81,13 @@ def compress_run(run_dir: Path, sparsities: list[float], lut_values: int | None,
         dep = sweeps.deploy(small, cfg, data, out, lut_values=lut_values)
         dep.pop("lut_tensors", None)
         dep.pop("lut_ops", None)
+        if int4_qat_epochs:
+            qcfg = dataclasses.replace(sweeps.QAT_TRAIN, epochs=int4_qat_epochs, learning_rate=int4_lr,
+                                       seed=cfg.train.seed)
+            qmodel, _ = sweeps.qat_finetune(small, data, 8, qcfg, weight_bits=4)
+            dep4 = sweeps.deploy_int4(Q.qat_to_float(qmodel), cfg, data, Path(str(out) + "_int4"))
+            dep.update({k: v for k, v in dep4.items() if k.startswith("int4_")},
+                       int4_qat_int8_test=dep4["int8_test"])
         row.update(dep, run=run_dir.name, seed=cfg.train.seed, num_test=len(data.test_y),
                    seconds=round(time.perf_counter() - t, 1))
         rows.append(row)
@@ -125,6 +137,10 @@ def main(argv: list[str] | None = None) -> dict:
                     help="with --finetune-recipe train: distill from the unpruned run (weight of "
                          "the teacher term, Hinton et al. 2015)")
     ap.add_argument("--distill-temperature", type=float, default=4.0)
+    ap.add_argument("--int4-qat-epochs", type=int, default=0,
+                    help="also finetune each model with 4-bit weights (QAT, 8-bit activations) "
+                         "for this many epochs and export it with packed int4 weights (0: off)")
+    ap.add_argument("--int4-lr", type=float, default=2e-4)
     ap.add_argument("--within", type=float, default=0.01, help="allowed drop of the mean accuracy")
     ap.add_argument("--augmented-copies", type=int, default=8)
     ap.add_argument("--data", default=None)
@@ -147,7 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
             for r in a.runs:
                 rows += compress_run(r, sparsities, lut, a.finetune_epochs, a.lr, a.data,
                                      a.augmented_copies, Path(tmp), bar, a.finetune_recipe,
-                                     a.distill_alpha, a.distill_temperature)
+                                     a.distill_alpha, a.distill_temperature,
+                                     a.int4_qat_epochs, a.int4_lr)
     table = []
     for s in [0.0] + sparsities:
         sel = [r for r in rows if r["channel_sparsity"] == s]
@@ -160,16 +177,22 @@ def main(argv: list[str] | None = None) -> dict:
             entry.update(lut_int8_test=seed_summary([r["lut_int8_test"] for r in sel], n),
                          lut_tflite_bytes=sel[0]["lut_tflite_bytes"],
                          lut_arena_bytes=sel[0]["lut_arena_bytes"])
+        if all("int4_test" in r for r in sel):
+            entry.update(int4_test=seed_summary([r["int4_test"] for r in sel], n),
+                         int4_device_bytes=sel[0]["int4_device_bytes"],
+                         int4_arena_bytes=sel[0]["int4_arena_bytes"])
         table.append(entry)
     dense = table[0]["int8_test"]["mean"]
     candidates = [(e["device_tflite_bytes"], f"cs={e['channel_sparsity']} int8", e["int8_test"]["mean"])
                   for e in table] + \
                  [(e["lut_tflite_bytes"], f"cs={e['channel_sparsity']} LUT{lut}", e["lut_int8_test"]["mean"])
-                  for e in table if lut]
+                  for e in table if lut] + \
+                 [(e["int4_device_bytes"], f"cs={e['channel_sparsity']} int4 QAT", e["int4_test"]["mean"])
+                  for e in table if "int4_test" in e]
     ok = sorted(c for c in candidates if c[2] >= dense - a.within)
     result = {"runs": runs, "finetune_epochs": a.finetune_epochs, "lr": a.lr,
               "finetune_recipe": a.finetune_recipe, "distill_alpha": a.distill_alpha,
-              "lut_values": lut, "table": table, "dense_mean": dense,
+              "lut_values": lut, "int4_qat_epochs": a.int4_qat_epochs, "table": table, "dense_mean": dense,
               "smallest_within": {"tflite_bytes": ok[0][0], "config": ok[0][1], "int8_test_mean": ok[0][2]}
               if ok else None, "rows": rows}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +208,10 @@ def main(argv: list[str] | None = None) -> dict:
         if lut:
             j = e["lut_int8_test"]
             line += f" {j['mean']:.3f} ± {j['sd']:.3f} | {e['lut_tflite_bytes']:,} |"
+        if "int4_test" in e:
+            j = e["int4_test"]
+            line += (f" int4 QAT: {j['mean']:.3f} ± {j['sd']:.3f}, {e['int4_device_bytes']:,} B, "
+                     f"arena {e['int4_arena_bytes']:,} B |")
         print(line)
     print(f"smallest within {a.within:.2f} of dense ({dense:.3f}): {result['smallest_within']}")
     return result

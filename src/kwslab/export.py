@@ -703,6 +703,151 @@ def compact_tflite(tflite: bytes) -> tuple[bytes, dict]:
     return compact, stats
 
 
+INT4_OPS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2)}
+"""Op name -> (weight input, bias input) of the ops whose int8 kernels in TFLite Micro (and
+in the deploy library's CMSIS-NN wrappers) accept packed int4 weights."""
+
+
+def int4_codes(q8: np.ndarray, scales: np.ndarray, axis: int, num_bits: int = 4
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Requantize symmetric per-channel int8 weight codes to num_bits codes.
+
+    Per channel c: m = max |q8[c]|, new scale[c] = scale[c] * m / (2**(num_bits-1) - 1), codes
+    round(q8 * (2**(num_bits-1) - 1) / m) in the narrow range [-(2**(b-1) - 1), 2**(b-1) - 1]
+    (a channel of zeros keeps its scale). Weights trained with 4-bit fake quantization
+    (``sweeps.qat_finetune(..., weight_bits=4)``) sit on this grid already, so for them the
+    codes represent the same real weights; for other weights this is 4-bit post-training
+    quantization of the int8 model.
+
+    Args:
+        q8: int8 codes, any shape; axis: the channel axis of the scales.
+        scales: float per-channel scales, shape (q8.shape[axis],).
+        num_bits: 2..4.
+    Returns:
+        (codes int8 of q8's shape, new scales float64 (C,)).
+    Raises:
+        ValueError: num_bits outside 2..4, or scales not one per channel.
+    Source: TFLite quantization spec (symmetric per-axis weights, narrow range).
+    """
+    if not 2 <= num_bits <= 4:
+        raise ValueError(f"num_bits={num_bits}: packed int4 storage holds 2..4-bit codes")
+    q8 = np.asarray(q8)
+    scales = np.asarray(scales, np.float64).reshape(-1)
+    if scales.size != q8.shape[axis]:
+        raise ValueError(f"{scales.size} scales for {q8.shape[axis]} channels on axis {axis}")
+    qmax = 2 ** (num_bits - 1) - 1
+    moved = np.moveaxis(q8.astype(np.int32), axis, 0).reshape(scales.size, -1)
+    m = np.abs(moved).max(axis=1)
+    ratio = np.where(m > 0, qmax / np.maximum(m, 1), 1.0)
+    codes = np.clip(np.round(moved * ratio[:, None]), -qmax, qmax).astype(np.int8)
+    new_scales = np.where(m > 0, scales * m / qmax, scales)
+    shape = np.moveaxis(q8, axis, 0).shape
+    return np.moveaxis(codes.reshape(shape), 0, axis), new_scales
+
+
+def pack_int4(codes: np.ndarray) -> bytes:
+    """Pack int4 codes two per byte as TFLite Micro unpacks them: element 2i in the low
+    nibble of byte i, element 2i + 1 in the high nibble, in row-major order; an odd count
+    leaves the last high nibble 0. Source: tflite-micro ``portable_tensor_utils.cc``
+    (``UnpackDenseInt4IntoInt8``)."""
+    flat = np.asarray(codes, np.int8).reshape(-1)
+    if flat.size and (flat.min() < -8 or flat.max() > 7):
+        raise ValueError("int4 codes must lie in [-8, 7]")
+    nibbles = (flat.astype(np.int16) & 0xF).astype(np.uint8)
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def int4_tflite(tflite: bytes, num_bits: int = 4, *, packed: bool = True) -> tuple[bytes, dict]:
+    """Store the per-channel weights of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED as
+    int4: about half the weight bytes of an int8 model.
+
+    Every weight tensor of those ops with one scale per output channel is requantized with
+    ``int4_codes`` (a weight with a single scale for many channels, as the converter writes
+    FULLY_CONNECTED weights, stays int8: 15 levels shared by every row cost accuracy for a
+    few hundred bytes) and, with packed,
+    written as a TensorType.INT4 tensor of the same shape (``pack_int4``, ceil(n / 2)
+    bytes), which TFLite Micro's int8 kernels unpack into a scratch buffer of the arena
+    (the arena grows by the largest weight tensor, in bytes). Each int32 bias is rescaled
+    to its new scale input_scale * weight_scale[c] (rounded: for weights already on the
+    4-bit grid this rounding is the only change, and outputs move by at most one int8 step).
+    With packed False the same codes stay int8: the reference the packed model must equal
+    output for output (tests and ``sweeps.deploy_int4`` check it).
+
+    Args:
+        tflite: an int8 .tflite flatbuffer with symmetric per-channel weights
+            (``convert_int8``; before ``compact_tflite``).
+        num_bits: weight code width, 2..4 (codes in [-(2**(b-1) - 1), 2**(b-1) - 1]).
+        packed: INT4 storage (True) or the same codes as INT8 (False).
+    Returns:
+        (.tflite bytes, {"bytes_before", "bytes_after", "tensors": number rewritten,
+        "weights": number of weight values rewritten, "skipped": op names of per-tensor
+        weights left int8}).
+    Raises:
+        ValueError: a weight tensor that is not int8 with zero points of 0, or num_bits
+            outside 2..4.
+    Source: tflite-micro ``kernels/conv.cc``, ``depthwise_conv.cc``, ``fully_connected.cc``
+    (kTfLiteInt4 filters) and the TFLite schema (``TensorType.INT4``).
+    """
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = model_editor.read(bytes(tflite))
+    graph = model.subgraphs[0]
+    stats = {"bytes_before": len(tflite), "tensors": 0, "weights": 0, "skipped": []}
+    done = set()
+    for op in graph.operators:
+        index = INT4_OPS.get(op.opcode_name)
+        if index is None:
+            continue
+        w_i, b_i = index
+        weight = op.inputs[w_i]
+        if weight.index in done:
+            continue
+        q = weight.quantization
+        if weight.dtype != schema.TensorType.INT8 or q is None:
+            raise ValueError(f"{op.opcode_name} weight {weight.name!r} is not an int8 tensor")
+        scales = np.atleast_1d(np.asarray(q.scales, np.float64))
+        zeros = np.atleast_1d(np.asarray(q.zero_points))
+        if np.any(zeros != 0):
+            raise ValueError(f"weight {weight.name!r} has nonzero zero points")
+        q8 = weight.array
+        if scales.size == 1 and q8.shape[int(q.axis or 0)] > 1:
+            # one scale for the whole tensor (the converter's FULLY_CONNECTED weights): 15
+            # levels for every row would cost accuracy for a few hundred bytes; stays int8
+            stats["skipped"].append(op.opcode_name)
+            done.add(weight.index)
+            continue
+        axis = int(q.axis or 0)
+        codes, new_scales = int4_codes(q8, scales, axis, num_bits)
+        if packed:
+            weight.buffer.data = pack_int4(codes)
+            weight.dtype = schema.TensorType.INT4
+        else:
+            weight.array = codes
+        weight.quantization = model_editor.Quantization(
+            scales=[float(v) for v in new_scales], zero_points=[0] * new_scales.size,
+            axis=q.axis)
+        bias = op.inputs[b_i] if len(op.inputs) > b_i else None
+        if bias is not None and bias.buffer is not None:
+            bq = bias.quantization
+            b32 = bias.array.astype(np.float64)
+            ratio = scales / new_scales
+            bias.array = np.clip(np.round(b32 * ratio), -2**31, 2**31 - 1).astype(np.int32)
+            old_bias_scales = np.atleast_1d(np.asarray(bq.scales, np.float64))
+            bias.quantization = model_editor.Quantization(
+                scales=[float(v) for v in old_bias_scales / ratio],
+                zero_points=[0] * ratio.size, axis=bq.axis)
+        done.add(weight.index)
+        stats["tensors"] += 1
+        stats["weights"] += int(q8.size)
+    model_editor.prune_buffers(model)
+    out = bytes(model.build())
+    stats["bytes_after"] = len(out)
+    return out, stats
+
+
 def zlib_bytes(tflite: bytes) -> int:
     """Size of the model after zlib (level 9): a rough bound on what an entropy coder of the
     zeros and repeated values could save (TFLite Micro has no such decoder)."""

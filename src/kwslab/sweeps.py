@@ -13,7 +13,8 @@ TFLite Micro), so the notebooks stay short cells. The model handed in is never m
   pruning), ``grouped_sweep`` (whole filters / columns by L1, L2 or L-infinity norm),
   ``prune_structured`` / ``structured_sweep`` (channel surgery: parameters, MACs, host
   latency), ``deploy`` (int8 export, optionally weight clustering + TFLite Micro LUT
-  compression, checked in TFLite Micro).
+  compression, checked in TFLite Micro), ``deploy_int4`` (int4 weights from a 4-bit-weight
+  QAT model, ``qat_finetune(..., weight_bits=4)``, checked in TFLite Micro).
 
 This module is not graded and the pipeline does not call it: it calls graded code.
 
@@ -84,7 +85,8 @@ def ptq_sweep(model: nn.Module, data: FeatureData, bits=DEFAULT_BITS,
 
 def qat_finetune(model: nn.Module, data: FeatureData, num_bits: int,
                  train_cfg: TrainConfig = QAT_TRAIN, num_calibration: int = 512,
-                 device: str | None = None, progress: bool = False) -> tuple[nn.Module, T.History]:
+                 device: str | None = None, progress: bool = False,
+                 weight_bits: int | None = None) -> tuple[nn.Module, T.History]:
     """Quantization-aware fine-tune of a copy of a trained float model.
 
     1. ``quantize.prepare_qat(model, num_bits)`` (a copy; BatchNorm stays float);
@@ -102,13 +104,76 @@ def qat_finetune(model: nn.Module, data: FeatureData, num_bits: int,
         num_calibration: examples for the initial ranges.
         device: "cpu" / "cuda"; default as train.train.
         progress: show the epochs' progress bar.
+        weight_bits: weights on a grid of this width while activations use num_bits (e.g.
+            4-bit weights for ``export.int4_tflite`` with 8-bit activations); None: num_bits.
     Returns:
         (qmodel in eval mode on the CPU, its History).
     """
     qmodel = Q.prepare_qat(model, num_bits)
+    if weight_bits is not None:
+        set_weight_bits(qmodel, weight_bits)
     Q.calibrate(qmodel, T.calibration_batches(data.train_x, num_calibration))
     hist = T.train(qmodel, data, train_cfg, device=device, progress=progress)
     return qmodel.to("cpu").eval(), hist
+
+
+def set_weight_bits(qmodel: nn.Module, weight_bits: int) -> nn.Module:
+    """Make every fake-quantized layer of qmodel put its weight on a weight_bits grid
+    (symmetric, per output channel, narrow range), leaving its input at the layer's own
+    num_bits; ``quantize.qat_to_float`` then exports those grid values. In place; returns
+    qmodel. Raises ValueError for weight_bits outside 2..16."""
+    import types
+
+    Q.quant_range(weight_bits)
+
+    def fake_quantize_weight(layer):
+        scale, zero_point = Q.weight_qparams(layer.weight, weight_bits)
+        quant_min, quant_max = Q.quant_range(weight_bits, narrow_range=True)
+        return Q.fake_quantize(layer.weight, scale, zero_point, quant_min, quant_max, axis=0)
+
+    for _, layer in Q._quant_layers(qmodel):
+        # a bound method: copy.deepcopy (qat_to_float) rebinds it to the copied layer
+        layer.fake_quantize_weight = types.MethodType(fake_quantize_weight, layer)
+        layer.weight_bits = int(weight_bits)
+    return qmodel
+
+
+def deploy_int4(model: nn.Module, cfg, data: FeatureData, out_dir: str | Path, *,
+                num_bits: int = 4, progress: bool = False) -> dict:
+    """Export a model with int4 weights for the boards and check it in TFLite Micro.
+
+    ``export.export`` writes and checks the int8 model; ``export.int4_tflite`` requantizes
+    its CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED weights to num_bits codes stored as
+    packed INT4 (exact for a model from ``qat_finetune(..., weight_bits=4)``), then
+    ``export.compact_tflite`` makes the device form. The packed model runs on the test
+    features in TFLite Micro and must give the same outputs, clip for clip, as the same
+    codes stored unpacked as int8 (else ValueError: the packing would be wrong).
+
+    Args:
+        model: a float model (for QAT models pass ``quantize.qat_to_float(qmodel)``).
+        cfg, data, out_dir: as ``export.export``; ``model_int4_device.tflite`` goes there too.
+        num_bits: weight code width, 2..4.
+    Returns:
+        dict with int8_test, device_tflite_bytes, arena_bytes (the int8 model) and
+        int4_test, int4_device_bytes, int4_tflite_bytes, int4_arena_bytes, int4_weights.
+    """
+    rep = export.export(model, cfg, data, out_dir, progress=progress)
+    tflite = (Path(out_dir) / "model.tflite").read_bytes()
+    reference, _ = export.int4_tflite(tflite, num_bits, packed=False)
+    packed, stats = export.int4_tflite(tflite, num_bits)
+    device, _ = export.compact_tflite(packed)
+    (Path(out_dir) / "model_int4_device.tflite").write_bytes(device)
+    want = export.run_tflm(reference, data.test_x)
+    got = export.run_tflm(device, data.test_x)
+    if not np.array_equal(want, got):
+        raise ValueError(f"{out_dir}: packed int4 model differs from its unpacked reference on "
+                         f"{int((want != got).any(1).sum())} test clips")
+    return {"int8_test": rep["int8_test"], "device_tflite_bytes": rep["device_tflite_bytes"],
+            "arena_bytes": rep["arena_bytes"],
+            "int4_test": float(np.mean(got.argmax(1) == data.test_y)) if len(got) else 0.0,
+            "int4_device_bytes": len(device), "int4_tflite_bytes": len(packed),
+            "int4_arena_bytes": export.measure_arena_bytes(device),
+            "int4_weights": stats["weights"]}
 
 
 def qat_sweep(model: nn.Module, data: FeatureData, bits=DEFAULT_BITS,
