@@ -257,3 +257,30 @@ def test_cli_firmware_simulate_reports_instructions_and_host_match(sim_sdk, sim_
     assert "psoc6 (ml-tflite-micro), one inference every 2 slices" in out
     assert "per inference" in out and "host twin" in out and ": identical" in out
     assert main(["firmware", "simulate", str(tmp_path / "missing.wav")]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", fs.VARIANTS)
+def test_int4_weights_run_on_the_boards_libraries(sim_sdk, sim_build_dir, recordings, variant,
+                                                  tmp_path):
+    """The committed model with packed int4 convolution weights (export.int4_tflite, then
+    the compact device form): each board's TFLite Micro build unpacks them and scores the
+    windows exactly as the TFLite Micro Python interpreter does the same file."""
+    from kwslab import export
+
+    cfg = Config()
+    t, f = cfg.frontend.feature_shape
+    labels = list(cfg.data.labels)
+    committed = firmware.parse_c_array((fb.SKETCH_DIR / "model_data.cpp").read_text())
+    int4, stats = export.int4_tflite(committed)
+    int4, _ = export.compact_tflite(int4)
+    assert stats["tensors"] == 1 and len(int4) < len(committed)
+    model_dir = fs.model_folder(int4, cfg, tmp_path / "int4", export.measure_arena_bytes(int4),
+                                "int4")
+    clips, _, _ = recordings
+    elf = fs.build_sim(model_dir, sim_build_dir, variant, 1, sim_sdk)
+    for name, audio in clips[:3]:
+        sim = fs.run_sim(elf, audio, t * f, len(labels), labels)
+        host = export.run_tflm(int4, sim.features.reshape(-1, t, f)).astype(np.int8)
+        np.testing.assert_array_equal(sim.scores, host, err_msg=f"{variant}/{name}")
+        _check(sim, fs.host_twin(audio, int4, cfg, 1), f"int4/{variant}/{name}", int4, cfg)
