@@ -242,3 +242,27 @@ def test_int8_tflite_of_converted_model_stores_exactly_the_qat_weight_codes(smal
             row = moved.conv1.weight[0].view(-1)
             row[int(torch.argmin(row.abs()))] += s0
         assert sweeps.weight_codes_match(tflite, moved)["conv1"] is False
+
+
+def test_qat_finetune_with_four_bit_weights_keeps_eight_bit_activations(random_features):
+    model, data = _tiny_conv(), random_features()
+    cfg = dataclasses.replace(TrainConfig(), epochs=1, batch_size=24)
+    qmodel, _ = sweeps.qat_finetune(model, data, 8, cfg, num_calibration=24, weight_bits=4)
+    layers = [m for m in qmodel.modules() if isinstance(m, (Q.QuantConv2d, Q.QuantLinear))]
+    assert [(m.num_bits, m.weight_bits) for m in layers] == [(8, 4), (8, 4)]
+    # a copy computes from its own weight (the bound method is rebound by deepcopy)
+    twin = copy.deepcopy(qmodel)
+    with torch.no_grad():
+        twin.conv1.weight.mul_(2.0)
+    torch.testing.assert_close(twin.conv1.fake_quantize_weight(),
+                               2.0 * qmodel.conv1.fake_quantize_weight())
+    for layer in Q.qat_to_float(qmodel).modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            rows = layer.weight.detach().reshape(layer.weight.shape[0], -1)
+            # symmetric narrow 4-bit grid: at most 15 values per output channel, and the
+            # largest magnitude of each row is exactly 7 steps
+            assert max(len(torch.unique(r)) for r in rows) <= 15
+            steps = rows.abs().amax(1, keepdim=True) / 7
+            torch.testing.assert_close(rows / steps, torch.round(rows / steps))
+    with pytest.raises(ValueError):
+        sweeps.set_weight_bits(qmodel, 1)
