@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--augmented-copies", type=int, default=8)
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default="runs/bench_compress/results.jsonl")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep every exported model folder here (C arrays, model_device.tflite, "
+                         "model_int4_device.tflite); default: a temporary folder")
     a = ap.parse_args(argv)
     sparsities = [float(s) for s in a.channel_sparsities.split(",") if s]
     lut = a.lut_values or None
@@ -158,11 +161,13 @@ def main(argv: list[str] | None = None) -> dict:
             if not (r / "checkpoint.pt").exists():
                 raise SystemExit(f"{r}: no checkpoint.pt (train it with bench_accuracy.py or kwslab run)")
         runs = [str(r) for r in a.runs]
+        if a.keep:
+            a.keep.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp, \
                 tqdm(total=len(a.runs) * (1 + len(sparsities)), desc="compress", file=sys.stderr) as bar:
             for r in a.runs:
                 rows += compress_run(r, sparsities, lut, a.finetune_epochs, a.lr, a.data,
-                                     a.augmented_copies, Path(tmp), bar, a.finetune_recipe,
+                                     a.augmented_copies, a.keep or Path(tmp), bar, a.finetune_recipe,
                                      a.distill_alpha, a.distill_temperature,
                                      a.int4_qat_epochs, a.int4_lr)
     table = []
