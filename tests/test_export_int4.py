@@ -137,3 +137,34 @@ def test_int4_refuses_a_float_model():
     tflite = export.convert_float(export.keras_twin(model, SHAPE))
     with pytest.raises(ValueError, match="not an int8 tensor"):
         export.int4_tflite(tflite)
+
+
+@pytest.mark.slow
+@pytest.mark.tflm
+def test_deploy_int4_writes_the_board_files_and_refuses_a_broken_packing(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from kwslab import firmware
+    from kwslab.config import Config
+    from kwslab.models import TinyConv
+
+    torch.manual_seed(0)
+    cfg = Config()
+    model = TinyConv(cfg.data.num_classes).eval()
+    rng = np.random.default_rng(0)
+    x = lambda *s: rng.integers(-128, 128, (*s, 49, 40)).astype(np.int8)  # noqa: E731
+    data = SimpleNamespace(train_x=x(1, 64), test_x=x(16), test_y=rng.integers(0, 4, 16))
+    row = sweeps.deploy_int4(model, cfg, data, tmp_path / "ok")
+    device = (tmp_path / "ok" / "model_int4_device.tflite").read_bytes()
+    assert row["int4_device_bytes"] == len(device) < row["device_tflite_bytes"]
+    assert row["int4_weights"] == 8 * 10 * 8  # the conv; the per-tensor fc stays int8
+    c_array = firmware.parse_c_array((tmp_path / "ok" / "int4" / "model_data.cpp").read_text())
+    assert c_array == device
+    settings = (tmp_path / "ok" / "int4" / "model_settings.h").read_text()
+    assert str(row["int4_arena_bytes"]) in settings
+    assert row["int4_arena_bytes"] >= row["arena_bytes"]  # + the unpacked filter's scratch
+
+    real = export.pack_int4
+    monkeypatch.setattr(export, "pack_int4", lambda codes: real(-np.asarray(codes)))
+    with pytest.raises(ValueError, match="differs from its unpacked reference"):
+        sweeps.deploy_int4(model, cfg, data, tmp_path / "broken")

@@ -151,7 +151,9 @@ def deploy_int4(model: nn.Module, cfg, data: FeatureData, out_dir: str | Path, *
 
     Args:
         model: a float model (for QAT models pass ``quantize.qat_to_float(qmodel)``).
-        cfg, data, out_dir: as ``export.export``; ``model_int4_device.tflite`` goes there too.
+        cfg, data, out_dir: as ``export.export``; ``model_int4_device.tflite`` goes there too,
+            and the int4 model's deploy files (``model_data.{h,cpp}``, ``model_settings.h``
+            with its arena size) to ``out_dir/int4/``, ready to copy into a sketch folder.
         num_bits: weight code width, 2..4.
     Returns:
         dict with int8_test, device_tflite_bytes, arena_bytes (the int8 model) and
@@ -168,11 +170,15 @@ def deploy_int4(model: nn.Module, cfg, data: FeatureData, out_dir: str | Path, *
     if not np.array_equal(want, got):
         raise ValueError(f"{out_dir}: packed int4 model differs from its unpacked reference on "
                          f"{int((want != got).any(1).sum())} test clips")
+    from .firmware_sim import model_folder
+
+    arena = export.measure_arena_bytes(device)
+    model_folder(device, cfg, Path(out_dir) / "int4", arena, f"{cfg.model.name}_int4")
     return {"int8_test": rep["int8_test"], "device_tflite_bytes": rep["device_tflite_bytes"],
             "arena_bytes": rep["arena_bytes"],
             "int4_test": float(np.mean(got.argmax(1) == data.test_y)) if len(got) else 0.0,
             "int4_device_bytes": len(device), "int4_tflite_bytes": len(packed),
-            "int4_arena_bytes": export.measure_arena_bytes(device),
+            "int4_arena_bytes": arena,
             "int4_weights": stats["weights"]}
 
 
