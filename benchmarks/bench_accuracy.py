@@ -33,7 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kwslab.config import TWELVE_CLASS_WORDS, Config  # noqa: E402
+from kwslab.config import TWELVE_CLASS_WORDS, Config, parse_overrides  # noqa: E402
 from kwslab.stats import seed_summary  # noqa: E402
 
 RECIPES: dict[str, dict[str, dict]] = {
@@ -44,18 +44,10 @@ RECIPES: dict[str, dict[str, dict]] = {
 
 
 def parse_set(items: list[str]) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise SystemExit(f"--set {item!r}: expected section.field=value, e.g. train.ema_decay=0.999")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(section, {})[name] = value
-    return out
+    try:
+        return parse_overrides(items)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def base_config(model: str, words: tuple[str, ...], epochs: int | None) -> Config:

@@ -85,3 +85,28 @@ def test_run_config_is_the_preset_plus_the_options(argv, expected):
             cfg.train.learning_rate) == expected
     assert (cfg.train.batch_size, cfg.train.seed, cfg.train.augment) == (100, 0, True)
     assert cfg.data.max_clips_per_label is None
+
+
+def test_run_set_changes_config_fields_last():
+    from kwslab import cli
+
+    argv = ["run", "--epochs", "5", "--set", "data.unknown_percentage=400",
+            "--set", "recognize.average_window_ms=500", "--set", "train.epochs=7",
+            "--set", "model.name=ds_cnn"]
+    cfg = cli.run_config(cli.build_parser().parse_args(argv))
+    assert cfg.data.unknown_percentage == 400 and cfg.recognize.average_window_ms == 500
+    assert cfg.train.epochs == 7 and cfg.model.name == "ds_cnn"
+    assert cfg.data.words == ("yes", "no")  # the rest is the preset's
+
+
+@pytest.mark.parametrize("item,message", [
+    ("data.unknown_percentage", "expected section.field=value"),
+    ("unknown_percentage=400", "expected section.field=value"),
+    ("dataset.unknown_percentage=400", "no config section 'dataset'"),
+    ("data.unknown_pct=400", "data has no field 'unknown_pct'"),
+])
+def test_run_set_typo_is_a_clear_error_before_any_work(item, message, capsys):
+    from kwslab import cli
+
+    assert cli.main(["run", "--set", item]) != 0
+    assert message in capsys.readouterr().err

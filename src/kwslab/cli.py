@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, TWELVE_CLASS_WORDS, Config
+from .config import PRESETS, TWELVE_CLASS_WORDS, Config, parse_overrides
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", help="parent folder of run folders")
     p.add_argument("--cache", default=".cache/features", help="feature cache folder ('' disables)")
     p.add_argument("--deploy", action="store_true", help="write the C model into arduino/ and psoc6/")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="change one config field, applied last (repeatable), e.g. "
+                        "--set data.unknown_percentage=400 --set recognize.average_window_ms=500")
 
     p = sub.add_parser("download", help="download and unpack speech_commands_v0.02 (2.3 GB)")
     p.add_argument("dir", nargs="?", default=None, help="destination (default data/speech_commands)")
@@ -142,7 +145,8 @@ def run_config(a: argparse.Namespace) -> Config:
         train["epochs"] = a.epochs
     if a.lr is not None:
         train["learning_rate"] = a.lr
-    return cfg.replace(data={"max_clips_per_label": a.max_clips}, train=train)
+    cfg = cfg.replace(data={"max_clips_per_label": a.max_clips}, train=train)
+    return cfg.replace(**parse_overrides(getattr(a, "set", None) or []))
 
 
 def cmd_run(a) -> int:

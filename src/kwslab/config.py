@@ -260,6 +260,42 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``section.field=value`` strings (the ``--set`` options) -> ``Config.replace`` keywords.
+
+    Values are parsed as JSON (``400``, ``0.5``, ``true``, ``["yes", "no"]``), else kept as
+    strings. Example: ["data.unknown_percentage=400", "recognize.average_window_ms=500"] ->
+    {"data": {"unknown_percentage": 400}, "recognize": {"average_window_ms": 500}}.
+
+    Raises:
+        ValueError: an item without ``section.field=``, or a section or field that Config
+            does not have (the message lists the valid names).
+    """
+    import json
+
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set {item!r}: expected section.field=value, "
+                             "e.g. data.unknown_percentage=400")
+        if section not in sections:
+            raise ValueError(f"--set {item!r}: no config section {section!r}; "
+                             f"choose one of {sorted(sections)}")
+        fields = [f.name for f in dataclasses.fields(getattr(Config(), section))]
+        if name not in fields:
+            raise ValueError(f"--set {item!r}: {section} has no field {name!r}; "
+                             f"its fields are {fields}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(section, {})[name] = value
+    return out
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny_conv": {"words": ("yes", "no"), "dropout": 0.5, "epochs": 200, "learning_rate": 1e-3},
     "ds_cnn": {"words": TWELVE_CLASS_WORDS, "dropout": 0.2, "epochs": 60, "learning_rate": 2e-3},
