@@ -66,3 +66,44 @@ def randomize_batchnorm():
         return model
 
     return randomize
+
+
+@pytest.fixture
+def tiny_conv_export_case():
+    """(cfg, model, data) for export tests without a dataset: the default Config, an
+    untrained tiny_conv (seeded) and a namespace holding what ``export.export`` reads:
+    a one-copy bank of 64 random int8 clips and 16 random test clips with labels."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from kwslab.config import Config
+    from kwslab.models import TinyConv
+
+    torch.manual_seed(0)
+    cfg = Config()
+    model = TinyConv(cfg.data.num_classes).eval()
+    rng = np.random.default_rng(0)
+    x = lambda *s: rng.integers(-128, 128, (*s, 49, 40)).astype(np.int8)  # noqa: E731
+    data = SimpleNamespace(train_x=x(1, 64), test_x=x(16), test_y=rng.integers(0, 4, 16))
+    return cfg, model, data
+
+
+@pytest.fixture(scope="session")
+def small_dscnn_int8():
+    """(model, tflite, x): an untrained DS-CNN (5 classes, 12 channels, 2 blocks, input
+    20 x 16; per-channel conv, depthwise and pointwise weights), its int8 conversion and the
+    40 random int8 clips it was calibrated on (the inputs the tests run)."""
+    import numpy as np
+    import torch
+
+    from kwslab import export
+    from kwslab.models import DSCNN
+
+    shape = (20, 16)
+    torch.manual_seed(0)
+    model = DSCNN(5, input_shape=shape, channels=12, num_blocks=2).eval()
+    x = np.random.default_rng(0).integers(-128, 128, (40, *shape)).astype(np.int8)
+    tflite = export.convert_int8(export.keras_twin(model, shape), export.representative_features(x, seed=0))
+    return model, tflite, x

@@ -1,25 +1,18 @@
 """export.compact_tflite: the device model drops only what TFLite Micro never reads."""
 import numpy as np
 import pytest
-import torch
 
 from kwslab import export
-from kwslab.models import DSCNN
 
 pytestmark = [pytest.mark.slow, pytest.mark.tflm]
 
-SHAPE = (20, 16)
-CHANNELS = 12
+CHANNELS = 12  # the small_dscnn_int8 fixture (tests/conftest.py)
 
 
-@pytest.fixture(scope="module")
-def converted():
+@pytest.fixture
+def converted(small_dscnn_int8):
     """A small DS-CNN (per-channel conv, depthwise and pointwise weights) in int8."""
-    torch.manual_seed(0)
-    model = DSCNN(5, input_shape=SHAPE, channels=CHANNELS, num_blocks=2).eval()
-    x = np.random.default_rng(0).integers(-128, 128, (40, *SHAPE)).astype(np.int8)
-    tflite = export.convert_int8(export.keras_twin(model, SHAPE), export.representative_features(x, seed=0))
-    return tflite, x
+    return small_dscnn_int8[1:]
 
 
 def _quantization(tflite):
@@ -88,21 +81,12 @@ def test_nonzero_weight_zero_points_are_refused(converted):
         export.compact_tflite(bytes(model.build()))
 
 
-def test_export_refuses_a_device_model_whose_outputs_differ(tmp_path, monkeypatch):
+def test_export_refuses_a_device_model_whose_outputs_differ(tmp_path, monkeypatch,
+                                                            tiny_conv_export_case):
     """The guard in export.export: a rewrite that changed a weight must not reach the boards."""
-    from types import SimpleNamespace
-
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
 
-    from kwslab.config import Config
-    from kwslab.models import TinyConv
-
-    torch.manual_seed(0)
-    cfg = Config()
-    model = TinyConv(cfg.data.num_classes).eval()
-    rng = np.random.default_rng(0)
-    x = lambda *s: rng.integers(-128, 128, (*s, 49, 40)).astype(np.int8)  # noqa: E731
-    data = SimpleNamespace(train_x=x(1, 64), test_x=x(16), test_y=rng.integers(0, 4, 16))
+    cfg, model, data = tiny_conv_export_case
     real = export.compact_tflite
 
     def broken(tflite):

@@ -8,8 +8,8 @@ from kwslab import quantize as Q
 from kwslab import sweeps
 from kwslab.models import DSCNN
 
-SHAPE = (20, 16)
-CHANNELS = 12
+SHAPE = (20, 16)  # the small_dscnn_int8 fixture (tests/conftest.py)
+CHANNELS = 12  # the small_dscnn_int8 fixture (tests/conftest.py)
 
 
 def test_int4_codes_requantize_each_channel_to_its_own_max():
@@ -53,13 +53,9 @@ def test_pack_round_trips_through_an_independent_unpacker():
     np.testing.assert_array_equal(_unpack(export.pack_int4(codes), 101), codes)
 
 
-@pytest.fixture(scope="module")
-def converted():
-    torch.manual_seed(0)
-    model = DSCNN(5, input_shape=SHAPE, channels=CHANNELS, num_blocks=2).eval()
-    x = np.random.default_rng(0).integers(-128, 128, (40, *SHAPE)).astype(np.int8)
-    tflite = export.convert_int8(export.keras_twin(model, SHAPE), export.representative_features(x, seed=0))
-    return model, tflite, x
+@pytest.fixture
+def converted(small_dscnn_int8):
+    return small_dscnn_int8
 
 
 @pytest.mark.slow
@@ -141,19 +137,11 @@ def test_int4_refuses_a_float_model():
 
 @pytest.mark.slow
 @pytest.mark.tflm
-def test_deploy_int4_writes_the_board_files_and_refuses_a_broken_packing(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
+def test_deploy_int4_writes_the_board_files_and_refuses_a_broken_packing(tmp_path, monkeypatch,
+                                                                        tiny_conv_export_case):
     from kwslab import firmware
-    from kwslab.config import Config
-    from kwslab.models import TinyConv
 
-    torch.manual_seed(0)
-    cfg = Config()
-    model = TinyConv(cfg.data.num_classes).eval()
-    rng = np.random.default_rng(0)
-    x = lambda *s: rng.integers(-128, 128, (*s, 49, 40)).astype(np.int8)  # noqa: E731
-    data = SimpleNamespace(train_x=x(1, 64), test_x=x(16), test_y=rng.integers(0, 4, 16))
+    cfg, model, data = tiny_conv_export_case
     row = sweeps.deploy_int4(model, cfg, data, tmp_path / "ok")
     device = (tmp_path / "ok" / "model_int4_device.tflite").read_bytes()
     assert row["int4_device_bytes"] == len(device) < row["device_tflite_bytes"]
