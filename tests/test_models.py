@@ -6,7 +6,7 @@ from kwslab import models
 
 
 def test_registry_and_unknown_name():
-    assert set(models.MODELS) == {"tiny_conv", "ds_cnn"}
+    assert set(models.MODELS) == {"tiny_conv", "ds_cnn", "tc_cnn"}
     with pytest.raises(KeyError, match="tiny_conv"):
         models.build_model("resnet", 4)
 
@@ -17,6 +17,9 @@ def test_registry_and_unknown_name():
     # ds_cnn: conv1 64*10*4 = 2560 (no bias) + BN 128; 4 blocks of dw 64*9 = 576 + BN 128
     # + pw 64*64 = 4096 + BN 128 -> 4928 each; fc 64*12 + 12 = 780 -> 2688 + 19712 + 780
     ("ds_cnn", 12, 2560 + 128 + 4 * (576 + 128 + 4096 + 128) + 780),
+    # tc_cnn: conv1 64*1*40 = 2560 (no bias) + BN 128; 4 blocks of dw 64*9*1 = 576 + BN 128
+    # + pw 4096 + BN 128; fc 780: the same count as ds_cnn, spent on time instead of space
+    ("tc_cnn", 12, 2560 + 128 + 4 * (576 + 128 + 4096 + 128) + 780),
 ])
 def test_parameter_counts(name, classes, params):
     m = models.build_model(name, classes)
@@ -46,3 +49,19 @@ def test_tiny_conv_same_padding_against_tensorflow():
                         strides=2, padding="SAME").numpy() + conv.bias.detach().numpy()
     got = conv(m.pad1(x)).permute(0, 2, 3, 1).detach().numpy()
     assert abs(got - want).max() < 1e-4
+
+
+def test_tc_cnn_convolves_time_only():
+    # conv1 sees all 40 channels of one frame -> (C, 49, 1); three stride-2 blocks -> 25, 13, 7
+    m = models.build_model("tc_cnn", 12).eval()
+    shapes = models.layer_input_shapes(m, (49, 40))
+    names = [n for n, _ in m.named_children()]
+    assert shapes[names.index("relu1")] == (64, 49, 1)
+    assert shapes[names.index("pool")] == (64, 7, 1)
+    assert m.dw1.kernel_size == (9, 1) and m.dw1.stride == (2, 2) and m.dw4.stride == (1, 1)
+    # a frame shifted in time moves the (time-only) features; shuffling the mel channels of
+    # every frame the same way changes them (conv1 is not frequency-shift invariant)
+    x = torch.randn(1, 1, 49, 40)
+    assert not torch.allclose(m(x), m(x[..., torch.randperm(40)]))
+    with pytest.raises(ValueError, match="dropout"):
+        models.build_model("tc_cnn", 12, dropout=0.5)

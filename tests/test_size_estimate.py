@@ -18,7 +18,7 @@ def _model(name: str, num_classes: int) -> nn.Module:
     return build_model(name, num_classes=num_classes).eval()
 
 
-@pytest.mark.parametrize("name,num_classes", [("tiny_conv", 4), ("ds_cnn", 12)])
+@pytest.mark.parametrize("name,num_classes", [("tiny_conv", 4), ("ds_cnn", 12), ("tc_cnn", 12)])
 def test_flops_match_torch_flop_counter(name, num_classes):
     # FlopCounterMode counts 2 FLOPs per MAC for convolutions and matmuls, bias excluded,
     # and nothing for BatchNorm, ReLU, pooling: the same convention as count_flops.
@@ -53,7 +53,7 @@ def test_estimate_flash_bytes_default_overheads_tiny_conv():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,num_classes", [("tiny_conv", 4), ("ds_cnn", 12)])
+@pytest.mark.parametrize("name,num_classes", [("tiny_conv", 4), ("ds_cnn", 12), ("tc_cnn", 12)])
 def test_estimate_flash_bytes_within_ten_percent_of_exported_tflite(name, num_classes):
     np = pytest.importorskip("numpy")
     E = pytest.importorskip("kwslab.export")
@@ -148,7 +148,8 @@ def test_measure_latency_ms_is_positive():
 @pytest.mark.slow
 @pytest.mark.tflm
 @pytest.mark.parametrize("name,classes,channel_sparsity",
-                         [("tiny_conv", 4, 0.0), ("tiny_conv", 4, 0.5), ("ds_cnn", 12, 0.0)])
+                         [("tiny_conv", 4, 0.0), ("tiny_conv", 4, 0.5), ("ds_cnn", 12, 0.0),
+                          ("tc_cnn", 12, 0.0), ("tc_cnn", 12, 0.5)])
 def test_tflm_arena_estimate_within_two_percent_of_measured_arena(name, classes,
                                                                   channel_sparsity):
     import numpy as np

@@ -299,6 +299,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny_conv": {"words": ("yes", "no"), "dropout": 0.5, "epochs": 200, "learning_rate": 1e-3},
     "ds_cnn": {"words": TWELVE_CLASS_WORDS, "dropout": 0.2, "epochs": 60, "learning_rate": 2e-3},
+    "tc_cnn": {"words": TWELVE_CLASS_WORDS, "dropout": 0.2, "epochs": 60, "learning_rate": 2e-3},
 }
 """Model recipes, one per ``kwslab.models.MODELS`` name: default words, dropout, epochs and
 peak learning rate. tiny_conv follows micro_speech (yes/no); ds_cnn the 12-class MLPerf Tiny

@@ -14,6 +14,9 @@ References:
   2) ds_cnn: Zhang et al. 2017, "Hello Edge: Keyword Spotting on Microcontrollers"
      (arXiv:1711.07128), DS-CNN-S; MLPerf Tiny ``keyword_spotting/keras_model.py``
      (Banbury et al. 2021, arXiv:2106.07597).
+  3) tc_cnn: Choi et al. 2019, "Temporal Convolution for Real-time Keyword Spotting on
+     Mobile Devices" (TC-ResNet, arXiv:1904.03814), as a flat sequence without the residual
+     shortcuts (every layer a CONV_2D / DEPTHWISE_CONV_2D the deploy library registers).
 """
 from __future__ import annotations
 
@@ -143,6 +146,64 @@ class DSCNN(KWSModel):
         self.input_shape = tuple(input_shape)
 
 
+class TCCNN(KWSModel):
+    """Temporal convolutions (TC-ResNet-style, flat): the mel channels are the conv channels.
+
+        (N, 1, 49, 40) -> Conv2d C x (1, 40) (all channels of a frame) -> BN -> ReLU
+        -> (N, C, 49, 1) -> num_blocks x [SamePad -> depthwise (9, 1), stride 2 (time) in the
+           first three blocks -> BN -> ReLU -> pointwise C x 1 x 1 -> BN -> ReLU]
+        -> Dropout -> AvgPool (7, 1) -> (N, C, 1, 1) -> Flatten -> Linear (N, C_out)
+
+    A 2-D DS-CNN slides its kernels over frequency as well as time; here each frame's 40
+    channels are mixed at once and only time is convolved, as in TC-ResNet (Choi et al.
+    2019, arXiv:1904.03814), without its residual adds so the model stays one flat sequence
+    of ops TFLite Micro and the deploy library run. Activations are T x C (49 x 64 = 3,136
+    int8 values), so the arena is a few KB where DS-CNN's is 72 KB, and one 64-channel
+    inference is about 0.37 M MACs (DS-CNN 2.7 M).
+
+    Parameters for C = 64, 4 blocks, 12 classes: 2,560 + 128 (conv1, BN) +
+    4 x (576 + 128 + 4,096 + 128) + 780 = 23,180, the same as DS-CNN-S.
+    """
+
+    def __init__(self, num_classes: int, input_shape: tuple[int, int] = (49, 40),
+                 dropout: float = 0.2, channels: int = 64, num_blocks: int = 4,
+                 kernel: int = 9):
+        if not 0 <= 2 * dropout < 1:
+            raise ValueError(f"TCCNN dropout={dropout}: the layer before pooling drops "
+                             f"2 * dropout, so dropout must be in [0, 0.5)")
+        num_frames, num_channels = input_shape
+        layers: list[tuple[str, nn.Module]] = [
+            ("conv1", nn.Conv2d(1, channels, (1, num_channels), bias=False)),
+            ("bn1", nn.BatchNorm2d(channels)),
+            ("relu1", nn.ReLU()),
+            ("dropout1", nn.Dropout(dropout)),
+        ]
+        frames = num_frames
+        for i in range(1, num_blocks + 1):
+            stride = 2 if i <= 3 else 1
+            frames = math.ceil(frames / stride)
+            layers += [
+                # stride (s, s) on a width of 1 is stride (s, 1); TensorFlow's depthwise conv
+                # takes only equal strides
+                (f"pad_dw{i}", SamePad2d((kernel, 1), stride)),
+                (f"dw{i}", nn.Conv2d(channels, channels, (kernel, 1), stride=stride,
+                                     groups=channels, bias=False)),
+                (f"bn_dw{i}", nn.BatchNorm2d(channels)),
+                (f"relu_dw{i}", nn.ReLU()),
+                (f"pw{i}", nn.Conv2d(channels, channels, 1, bias=False)),
+                (f"bn_pw{i}", nn.BatchNorm2d(channels)),
+                (f"relu_pw{i}", nn.ReLU()),
+            ]
+        layers += [
+            ("dropout2", nn.Dropout(2 * dropout)),
+            ("pool", nn.AvgPool2d((frames, 1))),
+            ("flatten", nn.Flatten()),
+            ("fc", nn.Linear(channels, num_classes)),
+        ]
+        super().__init__(OrderedDict(layers))
+        self.input_shape = tuple(input_shape)
+
+
 def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d):
     """Fold an eval-mode BatchNorm into the conv before it.
 
@@ -182,7 +243,7 @@ def layer_input_shapes(model: nn.Sequential, input_shape) -> list[tuple[int, ...
     return shapes
 
 
-MODELS: dict[str, type[KWSModel]] = {"tiny_conv": TinyConv, "ds_cnn": DSCNN}
+MODELS: dict[str, type[KWSModel]] = {"tiny_conv": TinyConv, "ds_cnn": DSCNN, "tc_cnn": TCCNN}
 """Model registry: name -> class taking (num_classes, input_shape, dropout)."""
 
 
@@ -191,18 +252,18 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, int] = (49,
     """Build a model by registry name.
 
     Args:
-        name: a key of MODELS ("tiny_conv", "ds_cnn").
+        name: a key of MODELS ("tiny_conv", "ds_cnn", "tc_cnn").
         num_classes: C, the output logits.
         input_shape: (T, F) = (49, 40) features per clip.
         dropout: dropout probability; None uses the model's default (tiny_conv 0.5,
-            ds_cnn 0.2; DS-CNN drops 2 * dropout before pooling).
+            ds_cnn and tc_cnn 0.2; they drop 2 * dropout before pooling).
         channels: output channels of every conv; None uses the model's default (tiny_conv 8,
-            ds_cnn 64).
+            ds_cnn and tc_cnn 64).
     Returns:
         The model, mapping float32 (N, 1, T, F) (or (N, T, F)) to logits (N, C).
     Raises:
         KeyError: if name is not in MODELS (the message lists the names).
-        ValueError: for a DS-CNN dropout outside [0, 0.5), or channels < 1.
+        ValueError: for a DS-CNN / TC-CNN dropout outside [0, 0.5), or channels < 1.
     """
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
