@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model recipe (kwslab.config.PRESETS)")
     p.add_argument("--words", type=_words, default=None,
                    help="comma-separated wanted words, or 12 for the 10-word/12-class task "
-                        "(default: the recipe's, yes,no for tiny_conv, 12 for ds_cnn)")
+                        "(default: the recipe's, yes,no for tiny_conv, 12 for ds_cnn and tc_cnn)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="default: the recipe's (200 tiny_conv, 60 ds_cnn)")
+                   help="default: the recipe's (200 tiny_conv, 60 ds_cnn and tc_cnn)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default: the recipe's, 1e-3 tiny_conv, 2e-3 ds_cnn)")
