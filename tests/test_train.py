@@ -1,4 +1,4 @@
-"""The training loop and evaluation; the DS-CNN recipe through the whole pipeline."""
+"""The training loop and evaluation; the DS-CNN and TC-CNN recipes through the whole pipeline."""
 import json
 
 import pytest
@@ -10,11 +10,12 @@ from kwslab.config import Config
 
 @pytest.mark.slow
 @pytest.mark.tflm
-def test_ds_cnn_learns_through_pipeline_run(data_dir, tmp_path):
+@pytest.mark.parametrize("name", ["ds_cnn", "tc_cnn"])
+def test_model_learns_through_pipeline_run(name, data_dir, tmp_path):
     # Regression: ds_cnn outside the CLI trained with Dropout(p=1.0) before pooling: the
     # classifier saw only zeros, no gradient reached the convolutions, and Adam with a zero
     # gradient leaves them exactly at their initial values (weight_decay 0).
-    cfg = Config.for_model("ds_cnn", ("yes", "no"), smoke=True,
+    cfg = Config.for_model(name, ("yes", "no"), smoke=True,
                            data={"max_clips_per_label": 10}, train={"epochs": 4})
     torch.manual_seed(cfg.train.seed)  # pipeline.run builds the model after the same seed
     init = models.build_model(cfg.model.name, cfg.data.num_classes, dropout=cfg.model.dropout)
@@ -23,6 +24,11 @@ def test_ds_cnn_learns_through_pipeline_run(data_dir, tmp_path):
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
     trained, _, _ = train.load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert hist["train_loss"][-1] < hist["train_loss"][0]
-    for name in ("conv1", "dw1", "pw4"):
-        change = (getattr(trained, name).weight - getattr(init, name).weight).abs().max().item()
-        assert change > 1e-4, f"{name} did not train (max |change| {change:.1e})"
+    for layer in ("conv1", "dw1", "pw4"):
+        change = (getattr(trained, layer).weight - getattr(init, layer).weight).abs().max().item()
+        assert change > 1e-4, f"{layer} did not train (max |change| {change:.1e})"
+    # the exported int8 model was checked in TFLite Micro and written with the model's ops
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["config"]["model"]["name"] == name
+    assert report["tflm_litert_agreement"] == 1.0
+    assert "DEPTHWISE_CONV_2D" in report["ops"]
