@@ -98,6 +98,36 @@ class TinyConv(KWSModel):
         self.input_shape = tuple(input_shape)
 
 
+def separable_block(i: int, channels: int, kernel: int | tuple[int, int],
+                    stride: int) -> list[tuple[str, nn.Module]]:
+    """Depthwise-separable block ``i``: SamePad -> depthwise kernel (stride) -> BN -> ReLU
+    -> pointwise 1 x 1 -> BN -> ReLU, channels in = out (Howard et al. 2017,
+    arXiv:1704.04861). Layer names end in i (``dw{i}``, ``pw{i}``, ...), as pruning and
+    export expect."""
+    return [
+        (f"pad_dw{i}", SamePad2d(kernel, stride)),
+        (f"dw{i}", nn.Conv2d(channels, channels, kernel, stride=stride, groups=channels,
+                             bias=False)),
+        (f"bn_dw{i}", nn.BatchNorm2d(channels)),
+        (f"relu_dw{i}", nn.ReLU()),
+        (f"pw{i}", nn.Conv2d(channels, channels, 1, bias=False)),
+        (f"bn_pw{i}", nn.BatchNorm2d(channels)),
+        (f"relu_pw{i}", nn.ReLU()),
+    ]
+
+
+def pooled_classifier(channels: int, num_classes: int, pool: tuple[int, int],
+                      dropout: float) -> list[tuple[str, nn.Module]]:
+    """Dropout (2 * dropout) -> average pool over the whole (H, W) = pool map -> Flatten ->
+    Linear (channels -> num_classes)."""
+    return [
+        ("dropout2", nn.Dropout(2 * dropout)),
+        ("pool", nn.AvgPool2d(pool)),
+        ("flatten", nn.Flatten()),
+        ("fc", nn.Linear(channels, num_classes)),
+    ]
+
+
 class DSCNN(KWSModel):
     """DS-CNN-S (Hello Edge / MLPerf Tiny): a strided conv, then 4 depthwise-separable blocks.
 
@@ -127,21 +157,8 @@ class DSCNN(KWSModel):
             ("dropout1", nn.Dropout(dropout)),
         ]
         for i in range(1, num_blocks + 1):
-            layers += [
-                (f"pad_dw{i}", SamePad2d(3, 1)),
-                (f"dw{i}", nn.Conv2d(channels, channels, 3, groups=channels, bias=False)),
-                (f"bn_dw{i}", nn.BatchNorm2d(channels)),
-                (f"relu_dw{i}", nn.ReLU()),
-                (f"pw{i}", nn.Conv2d(channels, channels, 1, bias=False)),
-                (f"bn_pw{i}", nn.BatchNorm2d(channels)),
-                (f"relu_pw{i}", nn.ReLU()),
-            ]
-        layers += [
-            ("dropout2", nn.Dropout(2 * dropout)),
-            ("pool", nn.AvgPool2d((out_h, out_w))),
-            ("flatten", nn.Flatten()),
-            ("fc", nn.Linear(channels, num_classes)),
-        ]
+            layers += separable_block(i, channels, 3, 1)
+        layers += pooled_classifier(channels, num_classes, (out_h, out_w), dropout)
         super().__init__(OrderedDict(layers))
         self.input_shape = tuple(input_shape)
 
@@ -184,24 +201,10 @@ class TCCNN(KWSModel):
         for i in range(1, num_blocks + 1):
             stride = 2 if i <= 3 else 1
             frames = math.ceil(frames / stride)
-            layers += [
-                # stride (s, s) on a width of 1 is stride (s, 1); TensorFlow's depthwise conv
-                # takes only equal strides
-                (f"pad_dw{i}", SamePad2d((kernel, 1), stride)),
-                (f"dw{i}", nn.Conv2d(channels, channels, (kernel, 1), stride=stride,
-                                     groups=channels, bias=False)),
-                (f"bn_dw{i}", nn.BatchNorm2d(channels)),
-                (f"relu_dw{i}", nn.ReLU()),
-                (f"pw{i}", nn.Conv2d(channels, channels, 1, bias=False)),
-                (f"bn_pw{i}", nn.BatchNorm2d(channels)),
-                (f"relu_pw{i}", nn.ReLU()),
-            ]
-        layers += [
-            ("dropout2", nn.Dropout(2 * dropout)),
-            ("pool", nn.AvgPool2d((frames, 1))),
-            ("flatten", nn.Flatten()),
-            ("fc", nn.Linear(channels, num_classes)),
-        ]
+            # stride (s, s) on a width of 1 is stride (s, 1); TensorFlow's depthwise conv
+            # takes only equal strides
+            layers += separable_block(i, channels, (kernel, 1), stride)
+        layers += pooled_classifier(channels, num_classes, (frames, 1), dropout)
         super().__init__(OrderedDict(layers))
         self.input_shape = tuple(input_shape)
 
