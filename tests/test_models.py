@@ -59,8 +59,8 @@ def test_tc_cnn_convolves_time_only():
     assert shapes[names.index("relu1")] == (64, 49, 1)
     assert shapes[names.index("pool")] == (64, 7, 1)
     assert m.dw1.kernel_size == (9, 1) and m.dw1.stride == (2, 2) and m.dw4.stride == (1, 1)
-    # a frame shifted in time moves the (time-only) features; shuffling the mel channels of
-    # every frame the same way changes them (conv1 is not frequency-shift invariant)
+    # conv1 weighs each mel channel on its own: shuffling the channels of every frame the
+    # same way changes the logits (no frequency-shift invariance, unlike DS-CNN's kernels)
     x = torch.randn(1, 1, 49, 40)
     assert not torch.allclose(m(x), m(x[..., torch.randperm(40)]))
     with pytest.raises(ValueError, match="dropout"):
